@@ -1,0 +1,23 @@
+# Two commands do everything on a fresh Debian machine with Python >= 3.10:
+#   make demo   set up, then run actnet on the built-in synthetic data set
+#   make test   set up, then run the test suite (what CI runs)
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test demo lint bench-prepare
+
+setup:
+	@VENV=$(VENV) bash tools/setup.sh
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/actnet demo
+
+lint: setup
+	$(BIN)/ruff check actnet tests tools
+	$(BIN)/ruff format --check actnet tests tools
+
+bench-prepare: setup
+	$(BIN)/actnet benchmark prepare --results docs/benchmarks.md

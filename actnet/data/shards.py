@@ -1,0 +1,165 @@
+"""WebDataset tar shards, their DALI index files and the ``info.json`` of a shard set.
+
+A sample is three tar members sharing a key: ``<key>.cls`` (the label as decimal text), ``<key>.json`` (the
+manifest row plus the encoded video's properties) and ``<key>.<ext>`` (the encoded video: webm, mp4 or avi).
+Tars are written deterministically (USTAR headers, mtime 0, root owner, sorted members), so the same samples
+give byte-identical shards.
+
+Next to every ``name.tar`` lies ``name.idx``, the index DALI's ``fn.readers.webdataset`` takes as
+``index_paths``, in its format v1.2 (the format of DALI's own ``wds2idx``): a line ``v1.2 <num_samples>``,
+then one line per sample listing ``<ext> <data offset> <size> <member name>`` for each of its members. We
+record the offsets while writing the tar, so no second pass over the data is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+INDEX_VERSION = "v1.2"
+INFO_FORMAT = "actnet.shards/1"
+MAX_KEY_LENGTH = 90  # USTAR names hold 100 bytes; the longest extension is ".json"
+
+
+def sample_members(key: str, label: int, row: dict, video: bytes, ext: str) -> dict[str, bytes]:
+    """The tar members of one sample, keyed by extension."""
+    return {
+        "cls": str(label).encode(),
+        "json": json.dumps(row, sort_keys=True, separators=(",", ":")).encode(),
+        ext: video,
+    }
+
+
+class ShardWriter:
+    """Writes one tar shard and, on :meth:`close`, its DALI index next to it."""
+
+    def __init__(self, tar_path: str | Path, index_path: str | Path):
+        self.tar_path, self.index_path = Path(tar_path), Path(index_path)
+        self._file = open(self.tar_path, "wb")
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
+        self._index_lines: list[str] = []
+        self.keys: list[str] = []
+
+    def add(self, key: str, members: dict[str, bytes]) -> None:
+        if "." in key or "/" in key or len(key) > MAX_KEY_LENGTH:
+            raise ValueError(f"invalid sample key {key!r}")
+        components = []
+        for ext in sorted(members):
+            data = members[ext]
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            header_size = len(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+            data_offset = self._tar.offset + header_size
+            self._tar.addfile(info, io.BytesIO(data))
+            components.append(f"{ext} {data_offset} {len(data)} {info.name}")
+        self._index_lines.append(" ".join(components))
+        self.keys.append(key)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.keys)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._tar.offset
+
+    def close(self) -> None:
+        self._tar.close()
+        self._file.flush()
+        self._file.close()
+        text = f"{INDEX_VERSION} {len(self._index_lines)}\n" + "".join(line + "\n" for line in self._index_lines)
+        self.index_path.write_text(text)
+
+
+def iter_samples(stream: BinaryIO) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Samples of a tar read front to back (works on non-seekable streams such as an S3 body)."""
+    key, members = None, {}
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            base = member.name.rsplit("/", 1)[-1]
+            member_key, _, ext = base.partition(".")
+            if member_key != key:
+                if key is not None:
+                    yield key, members
+                key, members = member_key, {}
+            members[ext] = tar.extractfile(member).read()
+    if key is not None:
+        yield key, members
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ShardRecord:
+    """One finished shard of a set."""
+
+    name: str  # "train-000003.tar", relative to the set's folder
+    index: str  # "train-000003.idx"
+    num_samples: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class ShardSetInfo:
+    """The ``<set>.info.json`` of a shard set: everything a loader needs without opening a tar."""
+
+    dataset: str
+    split: str
+    set: str  # "train", "test" or "labeled-<spec>"
+    num_samples: int
+    classes: list[str]
+    class_counts: list[int]
+    extension: str  # the video member's extension: webm, mp4 or avi
+    codec: str
+    encode: dict  # the EncodeConfig the videos were made with
+    video: dict  # summary: fps values, size ranges, frames, duration
+    shards: list[ShardRecord]
+    manifest: str  # the manifest these samples come from, relative to the set's folder
+    manifest_sha256: str
+    labeled: dict | None = None  # for labeled sets: spec, seed, number of keys
+    actnet_version: str = ""
+    format: str = INFO_FORMAT
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["num_classes"] = self.num_classes
+        return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ShardSetInfo:
+        raw = json.loads(data)
+        raw.pop("num_classes", None)
+        raw["shards"] = [ShardRecord(**s) for s in raw["shards"]]
+        return cls(**raw)
+
+
+def info_name(set_name: str) -> str:
+    return f"{set_name}.info.json"
+
+
+def shard_name(set_name: str, index: int, part: tuple[int, int] = (1, 1)) -> str:
+    """``train-000003`` for a single-part run, ``train-p2of4-000003`` for part 2 of 4 (no extension)."""
+    i, k = part
+    return f"{set_name}-{index:06d}" if k == 1 else f"{set_name}-p{i}of{k}-{index:06d}"

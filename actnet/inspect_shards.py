@@ -1,0 +1,90 @@
+"""``actnet inspect``: what is in a folder of shard sets, as tables and (on request) a contact sheet PNG.
+
+Reads only ``*.info.json`` for the tables; the contact sheet decodes a few clips with ffmpeg so a person can
+see them: one row per clip (one per class first), frames spaced evenly over the video, labelled with the key
+and class.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from actnet.data.shards import ShardSetInfo, iter_samples
+from actnet.data.storage import open_storage
+from actnet.errors import ActnetError
+
+
+def load_sets(url: str) -> list[ShardSetInfo]:
+    """Every complete shard set under ``url``, train and test first."""
+    storage = open_storage(url)
+    names = [n for n in storage.list() if n.endswith(".info.json") and "/" not in n]
+    if not names:
+        raise ActnetError(f"{url}: no shard sets here (no *.info.json); point at <out>/<dataset>/<split>")
+    infos = [ShardSetInfo.from_json(storage.read_bytes(n)) for n in names]
+    order = {"train": 0, "test": 1}
+    return sorted(infos, key=lambda i: (order.get(i.set, 2), i.set))
+
+
+def decode_frames(video: bytes, suffix: str, indices: list[int]) -> np.ndarray:
+    """Frames ``indices`` of an encoded video as uint8 (N, H, W, 3), decoded with ffmpeg."""
+    with tempfile.NamedTemporaryFile(suffix=f".{suffix}") as f:
+        f.write(video)
+        f.flush()
+        select = "+".join(f"eq(n\\,{i})" for i in indices)
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", f.name, "-vf", f"select='{select}'", "-fps_mode",
+               "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                "stream=width,height", "-of", "csv=p=0", f.name], capture_output=True, text=True)
+        width, height = map(int, probe.stdout.strip().split(","))
+        raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8)
+    return frames.reshape(-1, height, width, 3)
+
+
+def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, frames: int = 8) -> Path:
+    """A PNG grid: ``clips`` rows (classes covered first), ``frames`` evenly spaced frames per row."""
+    from PIL import Image, ImageDraw
+
+    infos = {i.set: i for i in load_sets(url)}
+    if set_name not in infos:
+        raise ActnetError(f"--set {set_name!r}: not among the sets of {url} ({', '.join(infos)})")
+    info = infos[set_name]
+    storage = open_storage(url)
+    chosen, seen_classes = [], set()
+    for shard in info.shards:  # first pass: one clip per class, in shard order
+        with storage.open_read(shard.name) as stream:
+            for key, members in iter_samples(stream):
+                label = int(members["cls"])
+                if label not in seen_classes or len(seen_classes) >= info.num_classes:
+                    seen_classes.add(label)
+                    chosen.append((key, label, members))
+                if len(chosen) >= clips:
+                    break
+        if len(chosen) >= clips:
+            break
+    rows = []
+    for key, label, members in chosen:
+        meta = json.loads(members["json"])["video"]
+        indices = np.linspace(0, meta["num_frames"] - 1, frames).round().astype(int).tolist()
+        rows.append((key, label, decode_frames(members[info.extension], info.extension, indices)))
+    if not rows:
+        raise ActnetError(f"{url}: shard set {set_name!r} holds no samples")
+    tile_h = max(r[2].shape[1] for r in rows)
+    tile_w = max(r[2].shape[2] for r in rows)
+    label_h = 14
+    sheet = Image.new("RGB", (tile_w * frames, (tile_h + label_h) * len(rows)), (20, 20, 20))
+    draw = ImageDraw.Draw(sheet)
+    for r, (key, label, clip) in enumerate(rows):
+        y = r * (tile_h + label_h)
+        draw.text((2, y + 1), f"{info.classes[label]}  ({key})", fill=(230, 230, 230))
+        for c, frame in enumerate(clip[:frames]):
+            sheet.paste(Image.fromarray(frame), (c * tile_w, y + label_h))
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out_png)
+    return out_png

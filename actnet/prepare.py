@@ -1,0 +1,459 @@
+"""``actnet prepare``: a source listing -> validated, re-encoded WebDataset shards, manifests and index files.
+
+Output layout, under ``<out>/<dataset>/<split>/`` (a local folder or ``s3://bucket/prefix/...``)::
+
+    plan.json                          settings the shards were made with (a rerun must match them)
+    train-000000.tar  train-000000.idx ... train.info.json          every training video (the unlabeled stream)
+    test-000000.tar   test-000000.idx  ... test.info.json
+    labeled-1pct-seed0-000000.tar ...  labeled-1pct-seed0.info.json  copied from train shards, not re-encoded
+    manifests/train.jsonl test.jsonl labeled-1pct-seed0.txt
+    rejects.jsonl                      videos that could not be made valid, and listed files that are missing
+    _done/                             one marker per finished shard (its rows and rejects) and per finished part
+
+How a run stays safe to interrupt: videos are encoded in a fixed, seeded order (so shards mix classes) by
+``--workers`` parallel ffmpeg processes; each shard is assembled in a staging folder, moved into place
+(a rename, or an S3 upload), and only then is its ``_done`` marker written. A rerun skips every video recorded
+in a marker and continues with the next shard, so finished shards are never redone and nothing half-written
+is ever taken for complete. A shard set is complete when its ``info.json`` exists; it is written last.
+
+With ``--part i/k`` each machine encodes every k-th video into its own shards (``train-p2of4-000000.tar``),
+and ``actnet prepare merge`` writes the manifests, labeled subsets and info files once all parts are done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from actnet import __version__
+from actnet.config import EncodeConfig, PrepareOptions, ShardConfig
+from actnet.data.manifest import Candidate, Skipped, dump_jsonl, load_jsonl, manifest_row, sha256_bytes, stable_rank
+from actnet.data.media import MediaError, transcode
+from actnet.data.shards import (
+    ShardRecord,
+    ShardSetInfo,
+    ShardWriter,
+    info_name,
+    iter_samples,
+    sha256_file,
+    sample_members,
+    shard_name,
+)
+from actnet.data.sources import SourceListing
+from actnet.data.splits import LabeledSpec, list_spec, parse_labeled, select_labeled
+from actnet.data.storage import Storage, open_storage
+from actnet.errors import ActnetError
+
+PLAN_FORMAT = "actnet.prepare/1"
+SETS = ("train", "test")
+
+
+@dataclass
+class PrepareSummary:
+    """What a run did, for the CLI's table and for tests."""
+
+    url: str
+    dataset: str
+    split: str
+    complete: bool  # False for a part of a --part run, until the merge
+    sets: dict[str, dict] = field(default_factory=dict)  # set -> {"samples", "shards", "bytes"}
+    encoded_now: int = 0  # videos encoded by this run (0 when everything was already done)
+    rejected: int = 0
+    skipped: int = 0  # listed but missing (or unplaceable) videos
+    candidates: int = 0
+    seconds: float = 0.0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reject_fraction(self) -> float:
+        return self.rejected / self.candidates if self.candidates else 0.0
+
+
+class Progress:
+    """The progress sink prepare reports to (the CLI passes a rich progress bar; tests pass nothing)."""
+
+    def start(self, description: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
+def order_for_shards(candidates: Iterable[Candidate], seed: int) -> list[Candidate]:
+    """The seeded order videos are written in: classes mixed, the same on every machine."""
+    return sorted(candidates, key=lambda c: stable_rank("shard-order", seed, c.key))
+
+
+def part_of(candidates: list[Candidate], part: tuple[int, int]) -> list[Candidate]:
+    """Every k-th video of the seeded order, starting at i - 1 (the split of ``--part i/k``)."""
+    i, k = part
+    return candidates[i - 1 :: k]
+
+
+def _ordered_map(pool: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator[tuple]:
+    """``(item, fn(item))`` in input order with at most ``window`` jobs in flight."""
+    pending: deque = deque()
+    it = iter(items)
+    for item in islice(it, window):
+        pending.append((item, pool.submit(fn, item)))
+    while pending:
+        item, future = pending.popleft()
+        result = future.result()
+        for nxt in islice(it, 1):
+            pending.append((nxt, pool.submit(fn, nxt)))
+        yield item, result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plan
+
+
+def _plan(listing: SourceListing, opts: PrepareOptions) -> dict:
+    return {
+        "format": PLAN_FORMAT,
+        "dataset": listing.dataset,
+        "split": listing.split,
+        "classes": listing.classes,
+        "source_root": listing.root,
+        "seed": opts.seed,
+        "parts": opts.part[1],
+        "encode": asdict(opts.encode),
+        "shards": asdict(opts.shards),
+    }
+
+
+def _check_plan(storage: Storage, plan: dict) -> None:
+    if storage.exists("plan.json"):
+        old = json.loads(storage.read_bytes("plan.json"))
+        for key in ("dataset", "split", "classes", "seed", "parts", "encode", "shards"):
+            if old.get(key) != plan[key]:
+                raise ActnetError(
+                    f"--out {storage.url()} already holds shards made with other settings ({key}: "
+                    f"{old.get(key)!r} there, {plan[key]!r} now); use another --out or delete it"
+                )
+    else:
+        storage.write_bytes("plan.json", (json.dumps(plan, indent=1, sort_keys=True) + "\n").encode())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoding one shard set (one part of it)
+
+
+def _done_markers(storage: Storage) -> dict[str, dict]:
+    return {Path(name).stem: json.loads(storage.read_bytes(name)) for name in storage.list("_done")}
+
+
+def _encode_one(candidate: Candidate, staging: Path, cfg: EncodeConfig) -> dict:
+    dst = staging / f"{candidate.key}.{cfg.extension}"
+    try:
+        source, encoded = transcode(candidate.path, dst, cfg)
+    except MediaError as err:
+        if dst.exists():
+            dst.unlink()
+        return {"reject": str(err)}
+    row = manifest_row(candidate, source.manifest_fields())
+    return {"file": str(dst), "row": row, "video": encoded.as_dict()}
+
+
+def _reject_row(candidate: Candidate, reason: str) -> dict:
+    return {"key": candidate.key, "path": candidate.relpath, "split": candidate.split, "reason": reason}
+
+
+def _encode_set(
+    storage: Storage,
+    set_name: str,
+    candidates: list[Candidate],
+    opts: PrepareOptions,
+    progress: Progress,
+) -> int:
+    """Encode the videos of one set (this part's share) into shards; returns how many were encoded now."""
+    part = opts.part
+    stem_prefix = shard_name(set_name, 0, part)[: -len("000000")]
+    markers = {s: m for s, m in _done_markers(storage).items() if s.startswith(stem_prefix) and s[-6:].isdigit()}
+    finished = {r["key"] for m in markers.values() for r in m["rows"] + m["rejects"]}
+    todo = [c for c in candidates if c.key not in finished]
+    progress.start(f"{set_name}: encoding", len(candidates))
+    progress.advance(len(candidates) - len(todo))
+    if not todo:
+        return 0
+    next_index = 1 + max((int(s[-6:]) for s in markers), default=-1)
+    max_per_shard = opts.shards.max_samples_per_shard(len(candidates))
+    staging = storage.staging_dir() / stem_prefix.rstrip("-")
+    shutil.rmtree(staging, ignore_errors=True)  # leftovers of an interrupted run are never trusted
+    staging.mkdir(parents=True)
+    workers = opts.workers or os.cpu_count() or 1
+
+    writer: ShardWriter | None = None
+    rows: list[dict] = []
+    rejects: list[dict] = []
+
+    def flush() -> None:
+        nonlocal writer, rows, rejects, next_index
+        stem = shard_name(set_name, next_index, part)
+        record = None
+        if writer is not None:
+            writer.close()
+            record = ShardRecord(
+                name=f"{stem}.tar",
+                index=f"{stem}.idx",
+                num_samples=writer.num_samples,
+                bytes=writer.tar_path.stat().st_size,
+                sha256=sha256_file(writer.tar_path),
+            )
+            storage.put_file(writer.tar_path, record.name)
+            storage.put_file(writer.index_path, record.index)
+        marker = {"shard": asdict(record) if record else None, "rows": rows, "rejects": rejects}
+        storage.write_bytes(f"_done/{stem}.json", json.dumps(marker, sort_keys=True).encode())  # last: "done"
+        writer, rows, rejects, next_index = None, [], [], next_index + 1
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        job = lambda c: _encode_one(c, staging, opts.encode)  # noqa: E731
+        for candidate, outcome in _ordered_map(pool, job, todo, window=2 * workers):
+            progress.advance()
+            if "reject" in outcome:
+                rejects.append(_reject_row(candidate, outcome["reject"]))
+                continue
+            if writer is None:
+                stem = shard_name(set_name, next_index, part)
+                writer = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx")
+            video = Path(outcome["file"])
+            row = outcome["row"] | {"video": outcome["video"]}
+            members = sample_members(candidate.key, candidate.label, row, video.read_bytes(), opts.encode.extension)
+            writer.add(candidate.key, members)
+            video.unlink()
+            rows.append(row)
+            if writer.bytes_written >= opts.shards.shard_size or writer.num_samples >= max_per_shard:
+                flush()
+        if writer is not None or rejects:
+            flush()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return len(todo)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Finishing: manifests, rejects, info files, labeled subsets
+
+
+def _video_summary(rows: list[dict]) -> dict:
+    if not rows:
+        return {}
+    videos = [r["video"] for r in rows]
+    return {
+        "fps": sorted({v["fps"] for v in videos})[:16],
+        "width": [min(v["width"] for v in videos), max(v["width"] for v in videos)],
+        "height": [min(v["height"] for v in videos), max(v["height"] for v in videos)],
+        "num_frames": {
+            "min": min(v["num_frames"] for v in videos),
+            "max": max(v["num_frames"] for v in videos),
+            "total": sum(v["num_frames"] for v in videos),
+        },
+        "duration_s": round(sum(v["num_frames"] / v["fps"] for v in videos), 3),
+    }
+
+
+def _set_info(plan: dict, set_name: str, rows: list[dict], shards: list[ShardRecord], manifest: str,
+              manifest_bytes: bytes, labeled: dict | None = None) -> ShardSetInfo:
+    counts = [0] * len(plan["classes"])
+    for r in rows:
+        counts[r["label"]] += 1
+    encode = EncodeConfig(**plan["encode"])
+    return ShardSetInfo(
+        dataset=plan["dataset"],
+        split=plan["split"],
+        set=set_name,
+        num_samples=len(rows),
+        classes=plan["classes"],
+        class_counts=counts,
+        extension=encode.extension,
+        codec=encode.codec,
+        encode=plan["encode"],
+        video=_video_summary(rows),
+        shards=shards,
+        manifest=manifest,
+        manifest_sha256=sha256_bytes(manifest_bytes),
+        labeled=labeled,
+        actnet_version=__version__,
+    )
+
+
+def _copy_labeled(storage: Storage, set_name: str, keys: set[str], train_shards: list[ShardRecord], plan: dict,
+                  progress: Progress) -> list[ShardRecord]:
+    """Copy the samples of ``keys`` out of the train shards into a new shard set (no re-encoding)."""
+    shards_cfg = ShardConfig(**plan["shards"])
+    max_per_shard = shards_cfg.max_samples_per_shard(len(keys))
+    staging = storage.staging_dir() / set_name
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    records: list[ShardRecord] = []
+    writer: ShardWriter | None = None
+
+    def flush() -> None:
+        nonlocal writer
+        writer.close()
+        stem = shard_name(set_name, len(records))
+        record = ShardRecord(f"{stem}.tar", f"{stem}.idx", writer.num_samples, writer.tar_path.stat().st_size,
+                             sha256_file(writer.tar_path))
+        storage.put_file(writer.tar_path, record.name)
+        storage.put_file(writer.index_path, record.index)
+        records.append(record)
+        writer = None
+
+    progress.start(f"{set_name}: copying", len(keys))
+    try:
+        for shard in train_shards:
+            with storage.open_read(shard.name) as stream:
+                for key, members in iter_samples(stream):
+                    if key not in keys:
+                        continue
+                    if writer is None:
+                        stem = shard_name(set_name, len(records))
+                        writer = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx")
+                    writer.add(key, members)
+                    progress.advance()
+                    if writer.num_samples >= max_per_shard or writer.bytes_written >= shards_cfg.shard_size:
+                        flush()
+        if writer is not None:
+            flush()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    copied = sum(r.num_samples for r in records)
+    if copied != len(keys):
+        raise ActnetError(f"{storage.url()}: found {copied} of {len(keys)} labeled videos in the train shards")
+    return records
+
+
+def finalize(
+    storage: Storage,
+    labeled: list[LabeledSpec],
+    seed: int,
+    manifests_dir: str | None,
+    progress: Progress | None = None,
+) -> PrepareSummary:
+    """Write manifests, rejects, info files and labeled subsets once every part of every set is encoded."""
+    progress = progress or Progress()
+    if not storage.exists("plan.json"):
+        raise ActnetError(f"{storage.url()}: no plan.json here; is this a folder written by actnet prepare?")
+    plan = json.loads(storage.read_bytes("plan.json"))
+    markers = _done_markers(storage)
+    parts = plan["parts"]
+    missing_parts = [i for i in range(1, parts + 1) if f"part-{i}of{parts}" not in markers]
+    if missing_parts:
+        raise ActnetError(f"{storage.url()}: part(s) {', '.join(map(str, missing_parts))} of {parts} not finished")
+    summary = PrepareSummary(storage.url(), plan["dataset"], plan["split"], complete=True)
+    skipped = {s["key"]: s for i in range(1, parts + 1) for s in markers[f"part-{i}of{parts}"]["skipped"]}
+    all_rejects: list[dict] = list(skipped.values())
+    rows_by_set: dict[str, list[dict]] = {}
+    for set_name in SETS:
+        set_markers = [m for s, m in sorted(markers.items()) if s.startswith(f"{set_name}-")]
+        rows = [r for m in set_markers for r in m["rows"]]
+        rejects = [r for m in set_markers for r in m["rejects"]]
+        shards = [ShardRecord(**m["shard"]) for m in set_markers if m["shard"]]
+        manifest_bytes = dump_jsonl(rows)
+        manifest = f"manifests/{set_name}.jsonl"
+        storage.write_bytes(manifest, manifest_bytes)
+        info = _set_info(plan, set_name, rows, shards, manifest, manifest_bytes)
+        storage.write_bytes(info_name(set_name), info.to_json())
+        rows_by_set[set_name] = rows
+        all_rejects += rejects
+        summary.sets[set_name] = {"samples": len(rows), "shards": len(shards), "bytes": sum(s.bytes for s in shards)}
+        summary.candidates += len(rows) + len(rejects)
+        summary.rejected += len(rejects)
+        for r in rejects:
+            reason = r["reason"].split(":")[0]
+            summary.reject_reasons[reason] = summary.reject_reasons.get(reason, 0) + 1
+    summary.skipped = len(skipped)
+    storage.write_bytes("rejects.jsonl", b"".join(
+        (json.dumps(r, sort_keys=True) + "\n").encode() for r in sorted(all_rejects, key=lambda r: r["key"])
+    ))
+
+    train_rows = rows_by_set["train"]
+    train_info = ShardSetInfo.from_json(storage.read_bytes(info_name("train")))
+    rows_by_key = {r["key"]: r for r in train_rows}
+    for spec in labeled:
+        set_name = spec.set_name(seed)
+        keys = select_labeled(train_rows, spec, seed)
+        key_list = ("\n".join(keys) + "\n").encode()
+        list_name = f"manifests/{set_name}.txt"
+        if storage.exists(info_name(set_name)):
+            old = ShardSetInfo.from_json(storage.read_bytes(info_name(set_name)))
+            if old.manifest_sha256 == sha256_bytes(key_list):
+                summary.sets[set_name] = {"samples": old.num_samples, "shards": len(old.shards),
+                                          "bytes": sum(s.bytes for s in old.shards)}
+                continue
+        storage.write_bytes(list_name, key_list)
+        records = _copy_labeled(storage, set_name, set(keys), train_info.shards, plan, progress)
+        sub_rows = [rows_by_key[k] for k in keys]
+        meta = {"spec": spec.text, "seed": None if spec.kind == "list" else seed, "num_keys": len(keys)}
+        info = _set_info(plan, set_name, sub_rows, records, list_name, key_list, labeled=meta)
+        storage.write_bytes(info_name(set_name), info.to_json())
+        summary.sets[set_name] = {"samples": len(keys), "shards": len(records), "bytes": sum(r.bytes for r in records)}
+
+    if manifests_dir:
+        local = Path(manifests_dir) / plan["dataset"] / plan["split"]
+        local.mkdir(parents=True, exist_ok=True)
+        for name in storage.list("manifests"):
+            (local / Path(name).name).write_bytes(storage.read_bytes(name))
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole command
+
+
+def prepare(listing: SourceListing, opts: PrepareOptions, progress: Progress | None = None) -> PrepareSummary:
+    """Encode ``listing`` into shards under ``<opts.out>/<dataset>/<split>/``; finish unless this is one part."""
+    progress = progress or Progress()
+    started = time.monotonic()
+    labeled = [parse_labeled(s) for s in opts.labeled] + [list_spec(p) for p in opts.labeled_lists]
+    if not listing.candidates:
+        raise ActnetError(f"--root {listing.root}: no videos found to prepare")
+    storage = open_storage(opts.out, opts.work_dir).child(f"{listing.dataset}/{listing.split}")
+    _check_plan(storage, _plan(listing, opts))
+    i, k = opts.part
+    encoded = 0
+    for set_name in SETS:
+        mine = part_of(order_for_shards(listing.of_split(set_name), opts.seed), opts.part)
+        encoded += _encode_set(storage, set_name, mine, opts, progress)
+    marker = {"skipped": [_skipped_row(s) for s in listing.skipped]}
+    storage.write_bytes(f"_done/part-{i}of{k}.json", json.dumps(marker, sort_keys=True).encode())
+    if k > 1:
+        summary = PrepareSummary(storage.url(), listing.dataset, listing.split, complete=False)
+        summary.encoded_now = encoded
+    else:
+        summary = finalize(storage, labeled, opts.seed, opts.manifests, progress)
+        summary.encoded_now = encoded
+    summary.seconds = time.monotonic() - started
+    _remove_if_empty(storage.staging_dir())
+    return summary
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _skipped_row(s: Skipped) -> dict:
+    return {"key": s.key, "path": s.relpath, "split": s.split, "reason": s.reason}
+
+
+def load_set_info(url: str, set_name: str) -> ShardSetInfo:
+    """The info of one shard set under ``url`` (a ``<out>/<dataset>/<split>`` folder or S3 prefix)."""
+    storage = open_storage(url)
+    if not storage.exists(info_name(set_name)):
+        raise ActnetError(f"{url}: no complete shard set {set_name!r} ({info_name(set_name)} is missing)")
+    return ShardSetInfo.from_json(storage.read_bytes(info_name(set_name)))
+
+
+def read_manifest(url: str, set_name: str) -> list[dict]:
+    return load_jsonl(open_storage(url).read_bytes(f"manifests/{set_name}.jsonl"))
