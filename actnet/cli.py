@@ -137,13 +137,16 @@ def print_summary(summary, max_reject_fraction: float) -> int:
         out.print(f"[yellow]{summary.skipped} listed videos missing or unplaceable[/] (see rejects.jsonl)")
     if summary.rejected:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary.reject_reasons.items()))
-        out.print(f"[yellow]{summary.rejected} of {summary.candidates} videos rejected[/] ({reasons}); "
-                  "see rejects.jsonl")
+        out.print(
+            f"[yellow]{summary.rejected} of {summary.candidates} videos rejected[/] ({reasons}); see rejects.jsonl"
+        )
     if summary.reject_fraction > max_reject_fraction:
         console.print(
             Text("error: ", style="bold red")
-            + Text(f"{summary.reject_fraction:.1%} of the videos were rejected, above --max-reject-fraction "
-                   f"{max_reject_fraction:g}; the shards hold the rest (see rejects.jsonl)")
+            + Text(
+                f"{summary.reject_fraction:.1%} of the videos were rejected, above --max-reject-fraction "
+                f"{max_reject_fraction:g}; the shards hold the rest (see rejects.jsonl)"
+            )
         )
         return 1
     return 0
@@ -152,66 +155,73 @@ def print_summary(summary, max_reject_fraction: float) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # actnet prepare <source>: every source takes the same options, declared once here.
 
-_P = inspect.Parameter
-_ENC, _SH = EncodeConfig, ShardConfig
+
+def _option(name: str, kind, default, *decls: str, help: str) -> inspect.Parameter:
+    """One shared prepare option as a keyword-only parameter with its Typer annotation."""
+    annotation = Annotated[kind, typer.Option(*decls, help=help)]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_ENC = EncodeConfig
 PREPARE_OPTIONS = [
-    _P("out", _P.KEYWORD_ONLY, default="shards", annotation=Annotated[
-        str, typer.Option("--out", "-o", help="Output folder or s3://bucket/prefix; shards go to OUT/<dataset>/<split>.")]),
-    _P("labeled", _P.KEYWORD_ONLY, default=None, annotation=Annotated[
-        list[str] | None, typer.Option("--labeled", help="Labeled subset: 1% (per class), 10/class, 5%-random. "
-                                       "Repeat for several.")]),
-    _P("labeled_list", _P.KEYWORD_ONLY, default=None, annotation=Annotated[
-        list[Path] | None, typer.Option("--labeled-list", help="A published labeled list (keys or paths, one a line).")]),
-    _P("seed", _P.KEYWORD_ONLY, default=0, annotation=Annotated[
-        int, typer.Option(help="Seed of the labeled subsets and of the order videos are written in.")]),
-    _P("manifests", _P.KEYWORD_ONLY, default="manifests", annotation=Annotated[
-        str, typer.Option(help="Also write the manifests to DIR/<dataset>/<split> ('' to skip).")]),
-    _P("codec", _P.KEYWORD_ONLY, default=Codec(_ENC.codec), annotation=Annotated[
-        Codec, typer.Option(help="Shard codec: vp9 decodes on DALI's CPU and GPU backends, h264 only on GPUs.")]),
-    _P("short_side", _P.KEYWORD_ONLY, default=_ENC.short_side, annotation=Annotated[
-        int, typer.Option(help="Cap on the shorter side in pixels (0 keeps the size).")]),
-    _P("fps", _P.KEYWORD_ONLY, default=_ENC.fps, annotation=Annotated[
-        float | None, typer.Option(help="Output frame rate (default: the source's, made constant).")]),
-    _P("max_fps", _P.KEYWORD_ONLY, default=_ENC.max_fps, annotation=Annotated[
-        float, typer.Option(help="Sources faster than this (or of unknown rate) are resampled to it.")]),
-    _P("crf", _P.KEYWORD_ONLY, default=_ENC.crf, annotation=Annotated[
-        int | None, typer.Option(help="Quality (vp9 32, h264 23, mjpeg 3 by default; 0 is lossless).")]),
-    _P("gop", _P.KEYWORD_ONLY, default=_ENC.gop, annotation=Annotated[
-        int, typer.Option(help="Keyframe interval in frames (short = cheap random clip access).")]),
-    _P("speed", _P.KEYWORD_ONLY, default=_ENC.speed, annotation=Annotated[
-        int, typer.Option(help="Encoder speed 0..8 (libvpx cpu-used; >= 6 realtime).")]),
-    _P("min_frames", _P.KEYWORD_ONLY, default=_ENC.min_frames, annotation=Annotated[
-        int, typer.Option(help="Reject videos with fewer decodable frames.")]),
-    _P("verify", _P.KEYWORD_ONLY, default=Verify(_ENC.verify), annotation=Annotated[
-        Verify, typer.Option(help="full: decode every encoded frame; packets: demux only.")]),
-    _P("shard_size", _P.KEYWORD_ONLY, default="256MiB", annotation=Annotated[
-        str, typer.Option(help="Target shard size (e.g. 256MiB, 1GB).")]),
-    _P("min_shards", _P.KEYWORD_ONLY, default=_SH.min_shards, annotation=Annotated[
-        int, typer.Option(help="At least this many shards per set, so ranks and workers can split them.")]),
-    _P("workers", _P.KEYWORD_ONLY, default=0, annotation=Annotated[
-        int, typer.Option("--workers", "-j", help="Parallel ffmpeg jobs (0: one per CPU core).")]),
-    _P("part", _P.KEYWORD_ONLY, default="1/1", annotation=Annotated[
-        str, typer.Option(help="Prepare part i of k (separate machines); then run 'actnet prepare merge'.")]),
-    _P("max_reject_fraction", _P.KEYWORD_ONLY, default=0.05, annotation=Annotated[
-        float, typer.Option(help="Exit non-zero when more than this fraction of the videos is rejected.")]),
-    _P("work_dir", _P.KEYWORD_ONLY, default=None, annotation=Annotated[
-        Path | None, typer.Option(help="Local staging for s3:// outputs (default: ~/.cache/actnet/staging).")]),
+    _option(
+        "out", str, "shards", "--out", "-o", help="Folder or s3://bucket/prefix; shards go to OUT/<dataset>/<split>."
+    ),
+    _option(
+        "labeled", list[str] | None, None, "--labeled", help="Labeled subset: 1% (per class), 10/class, 5%-random."
+    ),
+    _option("labeled_list", list[Path] | None, None, help="A published labeled list (keys or paths, one a line)."),
+    _option("seed", int, 0, help="Seed of the labeled subsets and of the order videos are written in."),
+    _option("manifests", str, "manifests", help="Also write the manifests to DIR/<dataset>/<split> ('' to skip)."),
+    _option("codec", Codec, Codec(_ENC.codec), help="vp9 decodes on DALI's CPU and GPU backends, h264 only on GPUs."),
+    _option("short_side", int, _ENC.short_side, help="Cap on the shorter side in pixels (0 keeps the size)."),
+    _option("fps", float | None, _ENC.fps, help="Output frame rate (default: the source's, made constant)."),
+    _option("max_fps", float, _ENC.max_fps, help="Sources faster than this (or of unknown rate) are resampled to it."),
+    _option("crf", int | None, _ENC.crf, help="Quality (vp9 32, h264 23, mjpeg 3 by default; 0 is lossless)."),
+    _option("gop", int, _ENC.gop, help="Keyframe interval in frames (short = cheap random clip access)."),
+    _option("speed", int, _ENC.speed, help="Encoder speed 0..8 (libvpx cpu-used; >= 6 realtime)."),
+    _option("min_frames", int, _ENC.min_frames, help="Reject videos with fewer decodable frames."),
+    _option("verify", Verify, Verify(_ENC.verify), help="full: decode every encoded frame; packets: demux only."),
+    _option("shard_size", str, "256MiB", help="Target shard size (e.g. 256MiB, 1GB)."),
+    _option("min_shards", int, ShardConfig.min_shards, help="At least this many shards per set (ranks, workers)."),
+    _option("workers", int, 0, "--workers", "-j", help="Parallel ffmpeg jobs (0: one per CPU core)."),
+    _option("part", str, "1/1", help="Prepare part i of k (separate machines); then run 'actnet prepare merge'."),
+    _option("max_reject_fraction", float, 0.05, help="Exit non-zero when more than this fraction is rejected."),
+    _option("work_dir", Path | None, None, help="Local staging for s3:// outputs (default: ~/.cache/actnet/staging)."),
 ]
 
 
 def options_from_flags(flags: dict) -> PrepareOptions:
     encode = EncodeConfig(
-        codec=flags["codec"].value, short_side=flags["short_side"], fps=flags["fps"], max_fps=flags["max_fps"],
-        crf=flags["crf"], gop=flags["gop"], speed=flags["speed"], min_frames=flags["min_frames"],
+        codec=flags["codec"].value,
+        short_side=flags["short_side"],
+        fps=flags["fps"],
+        max_fps=flags["max_fps"],
+        crf=flags["crf"],
+        gop=flags["gop"],
+        speed=flags["speed"],
+        min_frames=flags["min_frames"],
         verify=flags["verify"].value,
     )
     shards = ShardConfig(shard_size=parse_size(flags["shard_size"], "--shard-size"), min_shards=flags["min_shards"])
+    from actnet.data.splits import list_spec, parse_labeled
+
+    for spec in flags["labeled"] or ():  # fail on a bad flag before any slow work starts
+        parse_labeled(spec)
+    for path in flags["labeled_list"] or ():
+        list_spec(path)
     return PrepareOptions(
-        out=flags["out"], manifests=flags["manifests"] or None, labeled=tuple(flags["labeled"] or ()),
-        labeled_lists=tuple(str(p) for p in flags["labeled_list"] or ()), seed=flags["seed"],
-        workers=flags["workers"], part=parse_part(flags["part"]),
+        out=flags["out"],
+        manifests=flags["manifests"] or None,
+        labeled=tuple(flags["labeled"] or ()),
+        labeled_lists=tuple(str(p) for p in flags["labeled_list"] or ()),
+        seed=flags["seed"],
+        workers=flags["workers"],
+        part=parse_part(flags["part"]),
         max_reject_fraction=flags["max_reject_fraction"],
-        work_dir=str(flags["work_dir"]) if flags["work_dir"] else None, encode=encode, shards=shards,
+        work_dir=str(flags["work_dir"]) if flags["work_dir"] else None,
+        encode=encode,
+        shards=shards,
     )
 
 
@@ -222,8 +232,10 @@ def run_prepare(listing, opts: PrepareOptions) -> int:
         summary = prepare(listing, opts, RichProgressSink(bar))
     if not summary.complete:
         i, k = opts.part
-        out.print(f"part {i}/{k} done: {summary.encoded_now} videos encoded in {summary.seconds:.1f} s. "
-                  f"When all {k} parts are done: actnet prepare merge {summary.url}")
+        out.print(
+            f"part {i}/{k} done: {summary.encoded_now} videos encoded in {summary.seconds:.1f} s. "
+            f"When all {k} parts are done: actnet prepare merge {summary.url}"
+        )
         return 0
     return print_summary(summary, opts.max_reject_fraction)
 
@@ -257,8 +269,13 @@ SplitOpt = Annotated[int, typer.Option("--split", help="Official split number.")
 @prepare_command("ucf101", help="UCF-101: class folders of .avi files (+ ucfTrainTestlist/).")
 def _ucf101(
     root: RootOpt,
-    splits: Annotated[Path | None, typer.Option(help="ucfTrainTestlist folder (default: found next to --root; "
-                                                "without it the split comes from the group numbers).")] = None,
+    splits: Annotated[
+        Path | None,
+        typer.Option(
+            help="ucfTrainTestlist folder (default: found next to --root; "
+            "without it the split comes from the group numbers)."
+        ),
+    ] = None,
     split: SplitOpt = 1,
 ):
     from actnet.data.sources import list_ucf101
@@ -338,11 +355,21 @@ def _synthetic(
     source_fps: Annotated[int, typer.Option(help="Frame rate of the rendered videos.")] = _SYN.fps,
     test_fraction: Annotated[float, typer.Option(help="Fraction of each class held out.")] = _SYN.test_fraction,
     render_seed: Annotated[int, typer.Option(help="Seed of the rendered content.")] = _SYN.seed,
-    cache: Annotated[Path | None, typer.Option(help="Where rendered sources are kept (default: ~/.cache/actnet).")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Where rendered sources are kept (default: ~/.cache/actnet).")
+    ] = None,
 ):
     width, height = parse_frame_size(size)
-    cfg = SyntheticConfig(num_classes=classes, videos_per_class=videos_per_class, frames=frames, width=width,
-                          height=height, fps=source_fps, test_fraction=test_fraction, seed=render_seed)
+    cfg = SyntheticConfig(
+        num_classes=classes,
+        videos_per_class=videos_per_class,
+        frames=frames,
+        width=width,
+        height=height,
+        fps=source_fps,
+        test_fraction=test_fraction,
+        seed=render_seed,
+    )
     return synthetic_listing(cfg, cache, 0)
 
 
@@ -393,10 +420,18 @@ def inspect_command(
         v = info.video or {}
         size = f"{span(*v['width'])}x{span(*v['height'])}" if v else "-"
         frames_range = span(v["num_frames"]["min"], v["num_frames"]["max"]) if v else "-"
-        table.add_row(info.set, str(info.num_samples), str(sum(1 for c in info.class_counts if c)),
-                      str(len(info.shards)), _human(sum(s.bytes for s in info.shards)), info.codec,
-                      ",".join(f"{f:g}" for f in v.get("fps", [])[:3]), size, frames_range,
-                      f"{v.get('duration_s', 0) / 3600:.2f}")
+        table.add_row(
+            info.set,
+            str(info.num_samples),
+            str(sum(1 for c in info.class_counts if c)),
+            str(len(info.shards)),
+            _human(sum(s.bytes for s in info.shards)),
+            info.codec,
+            ",".join(f"{f:g}" for f in v.get("fps", [])[:3]),
+            size,
+            frames_range,
+            f"{v.get('duration_s', 0) / 3600:.2f}",
+        )
     out.print(table)
     per_class = Table(title="videos per class")
     per_class.add_column("class")
@@ -418,8 +453,13 @@ def demo(
 ):
     cfg = SyntheticConfig()
     listing = synthetic_listing(cfg, None, workers)
-    opts = PrepareOptions(out=str(out_dir / "shards"), manifests=str(out_dir / "manifests"), labeled=("10%",),
-                          workers=workers, encode=EncodeConfig(short_side=96))
+    opts = PrepareOptions(
+        out=str(out_dir / "shards"),
+        manifests=str(out_dir / "manifests"),
+        labeled=("10%",),
+        workers=workers,
+        encode=EncodeConfig(short_side=96),
+    )
     status = run_prepare(listing, opts)
     shard_dir = out_dir / "shards" / listing.dataset / listing.split
     inspect_command(str(shard_dir), contact_sheet=out_dir / "contact_sheet.png")
@@ -436,3 +476,40 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
+
+
+@benchmark_app.command("prepare", help="prepare's throughput vs the bare ffmpeg encode of the same videos.")
+@handle_errors
+def benchmark_prepare_command(
+    root: Annotated[
+        Path | None, typer.Option(help="A class-per-folder data set (default: rendered synthetic).")
+    ] = None,
+    videos: Annotated[int, typer.Option(help="Synthetic videos to render (or to take from --root).")] = 48,
+    frames: Annotated[int, typer.Option(help="Frames per synthetic video.")] = 100,
+    size: Annotated[str, typer.Option(help="Synthetic frame size (UCF-101 is 320x240).")] = "320x240",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel jobs (0: all cores).")] = 0,
+    speed: Annotated[int, typer.Option(help="Encoder speed, as for prepare.")] = EncodeConfig.speed,
+    repeat: Annotated[int, typer.Option(help="Alternating runs of each pipeline; the best counts.")] = 2,
+    results: Annotated[Path | None, typer.Option(help="Record the figures in this markdown file (+ .json).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Where rendered sources are kept.")] = None,
+):
+    from actnet import benchmark
+    from actnet.data.sources import list_folder
+
+    workers = workers or os.cpu_count() or 1
+    if root is None:
+        width, height = parse_frame_size(size)
+        listing = benchmark.synthetic_listing_for_benchmark(videos, frames, width, height, cache, workers)
+        source = f"synthetic, {width}x{height}, {frames} frames at 25 fps (H.264 sources)"
+    else:
+        listing = list_folder(root, test_fraction=0.0)
+        listing.candidates = listing.candidates[:videos]
+        source = f"folder {root}"
+    encode = EncodeConfig(speed=speed)
+    out.print(f"benchmark prepare: {len(listing.candidates)} videos, {workers} jobs")
+    result = benchmark.benchmark_prepare(listing, encode, workers, repeat, log=out.print)
+    markdown = benchmark.prepare_markdown(result, source)
+    out.print(markdown)
+    if results is not None:
+        benchmark.record("prepare", markdown, result, results)
+        out.print(f"recorded in {results}")

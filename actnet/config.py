@@ -85,8 +85,13 @@ class ShardConfig:
         if self.min_shards < 1:
             raise ActnetError(f"--min-shards must be at least 1, not {self.min_shards}")
 
-    def max_samples_per_shard(self, num_samples: int) -> int:
-        return max(1, -(-num_samples // self.min_shards))
+    def group_of(self, position: int, total: int) -> int:
+        """Which of ``min_shards`` equal runs of a set's ``total`` samples ``position`` falls in.
+
+        A shard never spans two runs, so a set of at least ``min_shards`` samples always gets at least that
+        many shards, whose counts differ by at most one (before size limits and rejects).
+        """
+        return position * self.min_shards // max(1, total)
 
 
 @dataclass(frozen=True)

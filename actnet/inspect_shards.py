@@ -36,10 +36,39 @@ def decode_frames(video: bytes, suffix: str, indices: list[int]) -> np.ndarray:
         f.write(video)
         f.flush()
         select = "+".join(f"eq(n\\,{i})" for i in indices)
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", f.name, "-vf", f"select='{select}'", "-fps_mode",
-               "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-        probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                                "stream=width,height", "-of", "csv=p=0", f.name], capture_output=True, text=True)
+        cmd = [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            f.name,
+            "-vf",
+            f"select='{select}'",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "pipe:1",
+        ]
+        probe = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+                f.name,
+            ],
+            capture_output=True,
+            text=True,
+        )
         width, height = map(int, probe.stdout.strip().split(","))
         raw = subprocess.run(cmd, capture_output=True, check=True).stdout
     frames = np.frombuffer(raw, np.uint8)

@@ -43,8 +43,8 @@ from actnet.data.shards import (
     ShardWriter,
     info_name,
     iter_samples,
-    sha256_file,
     sample_members,
+    sha256_file,
     shard_name,
 )
 from actnet.data.sources import SourceListing
@@ -183,13 +183,14 @@ def _encode_set(
     if not todo:
         return 0
     next_index = 1 + max((int(s[-6:]) for s in markers), default=-1)
-    max_per_shard = opts.shards.max_samples_per_shard(len(candidates))
+    position = {c.key: p for p, c in enumerate(candidates)}
     staging = storage.staging_dir() / stem_prefix.rstrip("-")
     shutil.rmtree(staging, ignore_errors=True)  # leftovers of an interrupted run are never trusted
     staging.mkdir(parents=True)
     workers = opts.workers or os.cpu_count() or 1
 
     writer: ShardWriter | None = None
+    writer_group = -1
     rows: list[dict] = []
     rejects: list[dict] = []
 
@@ -220,16 +221,19 @@ def _encode_set(
             if "reject" in outcome:
                 rejects.append(_reject_row(candidate, outcome["reject"]))
                 continue
+            group = opts.shards.group_of(position[candidate.key], len(candidates))
+            if writer is not None and group != writer_group:
+                flush()
             if writer is None:
                 stem = shard_name(set_name, next_index, part)
-                writer = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx")
+                writer, writer_group = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx"), group
             video = Path(outcome["file"])
             row = outcome["row"] | {"video": outcome["video"]}
             members = sample_members(candidate.key, candidate.label, row, video.read_bytes(), opts.encode.extension)
             writer.add(candidate.key, members)
             video.unlink()
             rows.append(row)
-            if writer.bytes_written >= opts.shards.shard_size or writer.num_samples >= max_per_shard:
+            if writer.bytes_written >= opts.shards.shard_size:
                 flush()
         if writer is not None or rejects:
             flush()
@@ -260,8 +264,15 @@ def _video_summary(rows: list[dict]) -> dict:
     }
 
 
-def _set_info(plan: dict, set_name: str, rows: list[dict], shards: list[ShardRecord], manifest: str,
-              manifest_bytes: bytes, labeled: dict | None = None) -> ShardSetInfo:
+def _set_info(
+    plan: dict,
+    set_name: str,
+    rows: list[dict],
+    shards: list[ShardRecord],
+    manifest: str,
+    manifest_bytes: bytes,
+    labeled: dict | None = None,
+) -> ShardSetInfo:
     counts = [0] * len(plan["classes"])
     for r in rows:
         counts[r["label"]] += 1
@@ -285,23 +296,29 @@ def _set_info(plan: dict, set_name: str, rows: list[dict], shards: list[ShardRec
     )
 
 
-def _copy_labeled(storage: Storage, set_name: str, keys: set[str], train_shards: list[ShardRecord], plan: dict,
-                  progress: Progress) -> list[ShardRecord]:
+def _copy_labeled(
+    storage: Storage, set_name: str, keys: set[str], train_shards: list[ShardRecord], plan: dict, progress: Progress
+) -> list[ShardRecord]:
     """Copy the samples of ``keys`` out of the train shards into a new shard set (no re-encoding)."""
     shards_cfg = ShardConfig(**plan["shards"])
-    max_per_shard = shards_cfg.max_samples_per_shard(len(keys))
     staging = storage.staging_dir() / set_name
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     records: list[ShardRecord] = []
     writer: ShardWriter | None = None
+    writer_group, copied = -1, 0
 
     def flush() -> None:
         nonlocal writer
         writer.close()
         stem = shard_name(set_name, len(records))
-        record = ShardRecord(f"{stem}.tar", f"{stem}.idx", writer.num_samples, writer.tar_path.stat().st_size,
-                             sha256_file(writer.tar_path))
+        record = ShardRecord(
+            f"{stem}.tar",
+            f"{stem}.idx",
+            writer.num_samples,
+            writer.tar_path.stat().st_size,
+            sha256_file(writer.tar_path),
+        )
         storage.put_file(writer.tar_path, record.name)
         storage.put_file(writer.index_path, record.index)
         records.append(record)
@@ -314,18 +331,21 @@ def _copy_labeled(storage: Storage, set_name: str, keys: set[str], train_shards:
                 for key, members in iter_samples(stream):
                     if key not in keys:
                         continue
+                    group = shards_cfg.group_of(copied, len(keys))
+                    if writer is not None and group != writer_group:
+                        flush()
                     if writer is None:
                         stem = shard_name(set_name, len(records))
-                        writer = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx")
+                        writer, writer_group = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx"), group
                     writer.add(key, members)
+                    copied += 1
                     progress.advance()
-                    if writer.num_samples >= max_per_shard or writer.bytes_written >= shards_cfg.shard_size:
+                    if writer.bytes_written >= shards_cfg.shard_size:
                         flush()
         if writer is not None:
             flush()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    copied = sum(r.num_samples for r in records)
     if copied != len(keys):
         raise ActnetError(f"{storage.url()}: found {copied} of {len(keys)} labeled videos in the train shards")
     return records
@@ -371,9 +391,10 @@ def finalize(
             reason = r["reason"].split(":")[0]
             summary.reject_reasons[reason] = summary.reject_reasons.get(reason, 0) + 1
     summary.skipped = len(skipped)
-    storage.write_bytes("rejects.jsonl", b"".join(
-        (json.dumps(r, sort_keys=True) + "\n").encode() for r in sorted(all_rejects, key=lambda r: r["key"])
-    ))
+    storage.write_bytes(
+        "rejects.jsonl",
+        b"".join((json.dumps(r, sort_keys=True) + "\n").encode() for r in sorted(all_rejects, key=lambda r: r["key"])),
+    )
 
     train_rows = rows_by_set["train"]
     train_info = ShardSetInfo.from_json(storage.read_bytes(info_name("train")))
@@ -386,8 +407,11 @@ def finalize(
         if storage.exists(info_name(set_name)):
             old = ShardSetInfo.from_json(storage.read_bytes(info_name(set_name)))
             if old.manifest_sha256 == sha256_bytes(key_list):
-                summary.sets[set_name] = {"samples": old.num_samples, "shards": len(old.shards),
-                                          "bytes": sum(s.bytes for s in old.shards)}
+                summary.sets[set_name] = {
+                    "samples": old.num_samples,
+                    "shards": len(old.shards),
+                    "bytes": sum(s.bytes for s in old.shards),
+                }
                 continue
         storage.write_bytes(list_name, key_list)
         records = _copy_labeled(storage, set_name, set(keys), train_info.shards, plan, progress)

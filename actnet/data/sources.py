@@ -16,9 +16,7 @@ from actnet.data.manifest import Candidate, Skipped, disambiguate, make_key
 from actnet.data.splits import split_by_fraction
 from actnet.errors import ActnetError
 
-VIDEO_EXTENSIONS = frozenset(
-    "avi mp4 mkv webm mov m4v mpg mpeg flv wmv 3gp ts mts m2ts ogv vob asf divx".split()
-)
+VIDEO_EXTENSIONS = frozenset("avi mp4 mkv webm mov m4v mpg mpeg flv wmv 3gp ts mts m2ts ogv vob asf divx".split())
 _UCF_GROUP = re.compile(r"_g(\d+)_c(\d+)", re.IGNORECASE)
 
 

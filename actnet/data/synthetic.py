@@ -50,8 +50,14 @@ def render(class_index: int, rng: np.random.Generator, frames: int, width: int, 
     background = 0.35 + 0.4 * _smooth_texture(rng, height + 2 * margin, width + 2 * margin, max(4, size_ref // 10))
     # Distractors: small blobs with their own velocities.
     blobs = [
-        (rng.uniform(0, width), rng.uniform(0, height), rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(2, 5),
-         rng.random(3))
+        (
+            rng.uniform(0, width),
+            rng.uniform(0, height),
+            rng.uniform(-1, 1),
+            rng.uniform(-1, 1),
+            rng.uniform(2, 5),
+            rng.random(3),
+        )
         for _ in range(3)
     ]
     # The object: an asymmetric texture (a grid of colours plus a bright bar on one edge).
@@ -117,8 +123,17 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int) -> None:
     try:
         (
             ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
-            .output(tmp, vcodec="libx264", preset="ultrafast", crf=10, pix_fmt="yuv420p", g=fps,
-                    fflags="+bitexact", map_metadata=-1, **{"flags:v": "+bitexact"})
+            .output(
+                tmp,
+                vcodec="libx264",
+                preset="ultrafast",
+                crf=10,
+                pix_fmt="yuv420p",
+                g=fps,
+                fflags="+bitexact",
+                map_metadata=-1,
+                **{"flags:v": "+bitexact"},
+            )
             .global_args("-nostdin", "-v", "error", "-threads", "1")
             .overwrite_output()
             .run(input=np.ascontiguousarray(frames).tobytes(), capture_stdout=True, capture_stderr=True)

@@ -1,0 +1,158 @@
+"""Source listings from tiny trees that copy the real layouts and names (no video is opened by a listing)."""
+
+from pathlib import Path
+
+import pytest
+
+from actnet.data.sources import list_folder, list_hmdb51, list_kinetics, list_ucf101
+from actnet.errors import ActnetError
+
+UCF_CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "JumpingJack", "JumpRope"]
+
+
+def touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def ucf_tree(root: Path) -> Path:
+    """Four classes, groups 1, 8 and 15, with the real HandstandPushups/v_HandStandPushups_* quirk."""
+    for cls in UCF_CLASSES:
+        file_cls = "HandStandPushups" if cls == "HandstandPushups" else cls
+        for g in (1, 8, 15):
+            for c in (1, 2):
+                touch(root / "UCF-101" / cls / f"v_{file_cls}_g{g:02d}_c{c:02d}.avi")
+    return root / "UCF-101"
+
+
+def write_ucf_lists(folder: Path, drop: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(UCF_CLASSES)))
+    train, test = [], []
+    for i, cls in enumerate(UCF_CLASSES):
+        file_cls = "HandStandPushups" if cls == "HandstandPushups" else cls
+        for g in (1, 8, 15):
+            for c in (1, 2):
+                rel = f"{cls}/v_{file_cls}_g{g:02d}_c{c:02d}.avi"
+                (test if g <= 7 else train).append(rel if g <= 7 else f"{rel} {i + 1}")
+    train.append(f"{UCF_CLASSES[0]}/v_{UCF_CLASSES[0]}_g09_c07.avi 1")  # listed, not on disk
+    (folder / "trainlist01.txt").write_text("\r\n".join(train) + "\r\n")  # the official files have CRLF
+    (folder / "testlist01.txt").write_text("\r\n".join(test) + "\r\n")
+    return folder
+
+
+def test_ucf101_with_official_lists(tmp_path):
+    root = ucf_tree(tmp_path)
+    write_ucf_lists(tmp_path / "ucfTrainTestlist")  # found next to the root without --splits
+    listing = list_ucf101(root, split=1)
+    assert listing.classes == UCF_CLASSES
+    assert listing.split == "split1"
+    train, test = listing.of_split("train"), listing.of_split("test")
+    assert len(train) == 4 * 2 * 2 and len(test) == 4 * 2
+    assert {c.group for c in test} == {1} and {c.group for c in train} == {8, 15}
+    quirk = [c for c in listing.candidates if c.class_name == "HandstandPushups"]
+    assert len(quirk) == 6 and all(c.key.startswith("v_HandStandPushups_g") for c in quirk)
+    assert all(c.label == 1 for c in quirk)  # testlist lines carry no label: taken from the class folder
+    assert all(Path(c.path).is_file() for c in listing.candidates)
+    assert [s.key for s in listing.skipped] == ["v_ApplyEyeMakeup_g09_c07"]
+    assert listing.skipped[0].reason == "missing file"
+
+
+def test_ucf101_without_lists_uses_groups_and_classind_order(tmp_path):
+    root = ucf_tree(tmp_path)
+    split2 = list_ucf101(root, split=2)
+    # classInd order is case-insensitive: JumpingJack before JumpRope.
+    assert split2.classes == UCF_CLASSES
+    assert {c.group for c in split2.of_split("test")} == {8}
+    assert {c.group for c in split2.of_split("train")} == {1, 15}
+    split3 = list_ucf101(root, split=3)
+    assert {c.group for c in split3.of_split("test")} == {15}
+
+
+def test_ucf101_errors_name_the_flag_or_file(tmp_path):
+    with pytest.raises(ActnetError, match="--root .*not a folder"):
+        list_ucf101(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ActnetError, match="--root .*no class folders"):
+        list_ucf101(tmp_path / "empty")
+    root = ucf_tree(tmp_path)
+    lists = write_ucf_lists(tmp_path / "lists")
+    (lists / "testlist01.txt").unlink()
+    with pytest.raises(ActnetError, match="missing split file .*testlist01.txt"):
+        list_ucf101(root, splits=lists)
+    with pytest.raises(ActnetError, match="--split"):
+        list_ucf101(root, split=4)
+
+
+def hmdb_tree(tmp_path: Path) -> tuple[Path, Path]:
+    root, splits = tmp_path / "hmdb51", tmp_path / "testTrainMulti_7030_splits"
+    splits.mkdir()
+    for cls in ("brush_hair", "cartwheel"):
+        lines = []
+        for i, tag in enumerate([1, 1, 2, 0, 2, 1]):
+            name = f"April_09_{cls}_u_nm_np1_ba_goo_{i}.avi"
+            if not (cls == "cartwheel" and i == 5):  # one listed video missing on disk
+                touch(root / cls / name)
+            lines.append(f"{name} {tag} ")
+        (splits / f"{cls}_test_split1.txt").write_text("\n".join(lines) + "\n")
+    return root, splits
+
+
+def test_hmdb51_pools(tmp_path):
+    root, splits = hmdb_tree(tmp_path)
+    all_non_test = list_hmdb51(root, splits, split=1)
+    assert all_non_test.classes == ["brush_hair", "cartwheel"]
+    assert len(all_non_test.of_split("test")) == 4
+    assert len(all_non_test.of_split("train")) == 4 + 3  # tags 0 and 1, less the missing one
+    assert [s.key for s in all_non_test.skipped] == ["April_09_cartwheel_u_nm_np1_ba_goo_5"]
+    train_only = list_hmdb51(root, splits, split=1, pool="train")
+    assert len(train_only.of_split("train")) == 3 + 2
+    with pytest.raises(ActnetError, match="--splits .*no <class>_test_split2.txt files"):
+        list_hmdb51(root, splits, split=2)
+
+
+def test_kinetics_csv_and_missing_files(tmp_path):
+    root = tmp_path / "k400"
+    csv = tmp_path / "train.csv"
+    csv.write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        '"passing American football (in game)",abc-_123,14,24,train\n'
+        "abseiling,zzz000111,0,10,train\n"
+        "abseiling,gone0000000,30,40,train\n"
+        "abseiling,vvv,5,15,val\n"
+        "abseiling,ttt,5,15,test\n"
+    )
+    touch(root / "train" / "passing American football (in game)" / "abc-_123_000014_000024.mp4")
+    touch(root / "train" / "abseiling" / "zzz000111_000000_000010.mp4")
+    touch(root / "val" / "vvv_000005_000015.mp4")
+    listing = list_kinetics(root, [csv])
+    assert listing.classes == ["abseiling", "passing American football (in game)"]
+    assert sorted(c.key for c in listing.of_split("train")) == ["abc-_123_000014_000024", "zzz000111_000000_000010"]
+    assert [c.key for c in listing.of_split("test")] == ["vvv_000005_000015"]
+    assert [s.reason for s in listing.skipped] == ["missing file"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,youtube_id\nx,y\n")
+    with pytest.raises(ActnetError, match="--annotations .*bad.csv.*missing columns"):
+        list_kinetics(root, [bad])
+
+
+def test_folder_split_is_per_class_and_stable(tmp_path):
+    root = tmp_path / "my set"
+    for cls, n in (("b_class", 10), ("A class", 5)):
+        for i in range(n):
+            touch(root / cls / f"clip {i}.MP4")
+    touch(root / "A class" / "notes.txt")  # not a video: ignored
+    touch(root / "A class" / ".hidden.mp4")
+    listing = list_folder(root, test_fraction=0.2)
+    assert listing.dataset == "my_set"
+    assert listing.classes == ["A class", "b_class"]
+    assert len(listing.candidates) == 15
+    assert len(listing.of_split("test")) == 1 + 2
+    assert all(c.key.replace("_", "").replace("-", "").isalnum() for c in listing.candidates)
+    # Adding videos to one class does not move the other class's test videos.
+    for i in range(10, 20):
+        touch(root / "b_class" / f"clip {i}.MP4")
+    again = list_folder(root, test_fraction=0.2)
+    a_test = {c.key for c in listing.of_split("test") if c.label == 0}
+    assert a_test == {c.key for c in again.of_split("test") if c.label == 0}
