@@ -35,7 +35,7 @@ from pathlib import Path
 
 from actnet import __version__
 from actnet.config import EncodeConfig, PrepareOptions, ShardConfig
-from actnet.data.manifest import Candidate, Skipped, dump_jsonl, load_jsonl, manifest_row, sha256_bytes, stable_rank
+from actnet.data.manifest import Candidate, Skipped, dump_jsonl, manifest_row, sha256_bytes, stable_rank
 from actnet.data.media import MediaError, transcode
 from actnet.data.shards import (
     ShardRecord,
@@ -161,6 +161,21 @@ def _encode_one(candidate: Candidate, staging: Path, cfg: EncodeConfig) -> dict:
     return {"file": str(dst), "row": row, "video": encoded.as_dict()}
 
 
+def _publish(storage: Storage, writer: ShardWriter, stem: str) -> ShardRecord:
+    """Close a staged shard and move its tar and index into place; the caller writes the marker after."""
+    writer.close()
+    record = ShardRecord(
+        name=f"{stem}.tar",
+        index=f"{stem}.idx",
+        num_samples=writer.num_samples,
+        bytes=writer.tar_path.stat().st_size,
+        sha256=sha256_file(writer.tar_path),
+    )
+    storage.put_file(writer.tar_path, record.name)
+    storage.put_file(writer.index_path, record.index)
+    return record
+
+
 def _reject_row(candidate: Candidate, reason: str) -> dict:
     return {"key": candidate.key, "path": candidate.relpath, "split": candidate.split, "reason": reason}
 
@@ -197,18 +212,7 @@ def _encode_set(
     def flush() -> None:
         nonlocal writer, rows, rejects, next_index
         stem = shard_name(set_name, next_index, part)
-        record = None
-        if writer is not None:
-            writer.close()
-            record = ShardRecord(
-                name=f"{stem}.tar",
-                index=f"{stem}.idx",
-                num_samples=writer.num_samples,
-                bytes=writer.tar_path.stat().st_size,
-                sha256=sha256_file(writer.tar_path),
-            )
-            storage.put_file(writer.tar_path, record.name)
-            storage.put_file(writer.index_path, record.index)
+        record = _publish(storage, writer, stem) if writer is not None else None
         marker = {"shard": asdict(record) if record else None, "rows": rows, "rejects": rejects}
         storage.write_bytes(f"_done/{stem}.json", json.dumps(marker, sort_keys=True).encode())  # last: "done"
         writer, rows, rejects, next_index = None, [], [], next_index + 1
@@ -310,18 +314,7 @@ def _copy_labeled(
 
     def flush() -> None:
         nonlocal writer
-        writer.close()
-        stem = shard_name(set_name, len(records))
-        record = ShardRecord(
-            f"{stem}.tar",
-            f"{stem}.idx",
-            writer.num_samples,
-            writer.tar_path.stat().st_size,
-            sha256_file(writer.tar_path),
-        )
-        storage.put_file(writer.tar_path, record.name)
-        storage.put_file(writer.index_path, record.index)
-        records.append(record)
+        records.append(_publish(storage, writer, shard_name(set_name, len(records))))
         writer = None
 
     progress.start(f"{set_name}: copying", len(keys))
@@ -469,15 +462,3 @@ def _remove_if_empty(folder: Path) -> None:
 
 def _skipped_row(s: Skipped) -> dict:
     return {"key": s.key, "path": s.relpath, "split": s.split, "reason": s.reason}
-
-
-def load_set_info(url: str, set_name: str) -> ShardSetInfo:
-    """The info of one shard set under ``url`` (a ``<out>/<dataset>/<split>`` folder or S3 prefix)."""
-    storage = open_storage(url)
-    if not storage.exists(info_name(set_name)):
-        raise ActnetError(f"{url}: no complete shard set {set_name!r} ({info_name(set_name)} is missing)")
-    return ShardSetInfo.from_json(storage.read_bytes(info_name(set_name)))
-
-
-def read_manifest(url: str, set_name: str) -> list[dict]:
-    return load_jsonl(open_storage(url).read_bytes(f"manifests/{set_name}.jsonl"))

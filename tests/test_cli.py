@@ -120,3 +120,50 @@ def test_parts_on_separate_machines_then_merge(synthetic_tree, tmp_path):
     assert result.exit_code == 0, result.output
     assert "labeled-1pct-seed0" in result.output
     assert invoke("prepare", "folder", "--root", str(synthetic_tree), "--part", "3/2").exit_code == 2
+
+
+def _real_layout(kind: str, tmp_path):
+    """A tiny real-video tree in the layout of each public data set, and its CLI arguments."""
+    from conftest import make_video
+
+    root = tmp_path / kind
+    if kind == "ucf101":
+        for cls, file_cls in (("ApplyEyeMakeup", "ApplyEyeMakeup"), ("HandstandPushups", "HandStandPushups")):
+            for g in (1, 8):
+                make_video(root / cls / f"v_{file_cls}_g{g:02d}_c01.avi", pattern="testsrc2")
+        return ["--root", str(root)], {"train": 2, "test": 2}
+    if kind == "hmdb51":
+        splits = tmp_path / "splits"
+        splits.mkdir()
+        for cls in ("brush_hair", "cartwheel"):
+            names = [f"{cls}_clip_{i}.avi" for i in range(3)]
+            for name in names:
+                make_video(root / cls / name, pattern="smptebars")
+            (splits / f"{cls}_test_split1.txt").write_text(f"{names[0]} 1 \n{names[1]} 0 \n{names[2]} 2 \n")
+        return ["--root", str(root), "--splits", str(splits)], {"train": 4, "test": 2}
+    csv = tmp_path / "k400.csv"
+    csv.write_text(
+        "label,youtube_id,time_start,time_end,split\nabseiling,aaa,0,10,train\nabseiling,bbb,3,13,val\n"
+        "juggling,ccc,1,11,train\njuggling,gone,0,10,train\n"
+    )
+    for stem in ("aaa_000000_000010", "bbb_000003_000013", "ccc_000001_000011"):
+        make_video(root / f"{stem}.mp4", pattern="testsrc")
+    return ["--root", str(root), "--annotations", str(csv)], {"train": 2, "test": 1}
+
+
+@pytest.mark.parametrize("kind", ["ucf101", "hmdb51", "kinetics"])
+def test_prepare_public_layouts_end_to_end(kind, tmp_path):
+    import json
+
+    args, expected = _real_layout(kind, tmp_path)
+    out = tmp_path / "out"
+    result = invoke("prepare", kind, *args, "--out", str(out), "--manifests", "", "--labeled", "1/class", *FAST)
+    assert result.exit_code == 0, result.output
+    dataset = "kinetics400" if kind == "kinetics" else kind
+    folder = out / dataset / "split1"
+    for set_name, count in expected.items():
+        assert json.loads((folder / f"{set_name}.info.json").read_text())["num_samples"] == count
+    assert json.loads((folder / "labeled-1perclass-seed0.info.json").read_text())["num_samples"] == 2
+    if kind == "kinetics":  # the missing video is reported, not fatal
+        assert "1 listed videos missing" in result.output
+        assert json.loads((folder / "rejects.jsonl").read_text())["reason"] == "missing file"
