@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
@@ -25,7 +26,7 @@ from actnet.config import EncodeConfig, PrepareOptions, ShardConfig, SyntheticCo
 from actnet.errors import ActnetError
 
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)  # pipes and logs get whole tables, not 80 columns
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -409,31 +410,33 @@ def inspect_command(
     from actnet import inspect_shards
 
     infos = inspect_shards.load_sets(path)
-    table = Table(title=f"{infos[0].dataset} / {infos[0].split}  ({path})")
-    for col in ("set", "videos", "classes", "shards", "bytes", "codec", "fps", "WxH", "frames", "hours"):
-        table.add_column(col, justify="left" if col in ("set", "codec") else "right", no_wrap=True)
+    hours = sum((info.video or {}).get("duration_s", 0) for info in infos if info.set in ("train", "test")) / 3600
+    table = Table(title=f"{infos[0].dataset} / {infos[0].split}: {hours:.2f} h of video", box=box.SIMPLE_HEAD)
+    table.add_column("set", no_wrap=True, min_width=max(len(info.set) for info in infos))
+    for col in ("videos", "classes", "shards", "size"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("video", no_wrap=True)
 
     def span(lo, hi) -> str:
         return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
     for info in infos:
         v = info.video or {}
-        size = f"{span(*v['width'])}x{span(*v['height'])}" if v else "-"
-        frames_range = span(v["num_frames"]["min"], v["num_frames"]["max"]) if v else "-"
+        video = info.codec
+        if v:
+            fps = ",".join(f"{f:g}" for f in v["fps"][:2]) + ("..." if len(v["fps"]) > 2 else "")
+            video += f" {span(*v['width'])}x{span(*v['height'])} {fps}fps"
+            video += f" {span(v['num_frames']['min'], v['num_frames']['max'])}f"
         table.add_row(
             info.set,
             str(info.num_samples),
             str(sum(1 for c in info.class_counts if c)),
             str(len(info.shards)),
             _human(sum(s.bytes for s in info.shards)),
-            info.codec,
-            ",".join(f"{f:g}" for f in v.get("fps", [])[:3]),
-            size,
-            frames_range,
-            f"{v.get('duration_s', 0) / 3600:.2f}",
+            video,
         )
     out.print(table)
-    per_class = Table(title="videos per class")
+    per_class = Table(title="videos per class", box=box.SIMPLE_HEAD)
     per_class.add_column("class")
     for info in infos:
         per_class.add_column(info.set, justify="right")
