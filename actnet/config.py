@@ -148,3 +148,94 @@ class PrepareOptions:
             raise ActnetError(f"--max-reject-fraction must be between 0 and 1, not {self.max_reject_fraction}")
         if self.workers < 0:
             raise ActnetError(f"--workers must be 0 (all cores) or positive, not {self.workers}")
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """The clip one model sees: T frames at a stride drawn per sample from ``strides``, cropped to ``size``."""
+
+    frames: int = 8  # T
+    strides: tuple[int, ...] = (8,)  # temporal strides in frames, one drawn per sample ("variable frame rates")
+    size: int = 224  # square crop side in pixels
+    eval_stride: int = 0  # stride of evaluation clips; 0 takes the first of ``strides``
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ActnetError(f"clip frames must be at least 1, not {self.frames}")
+        if not self.strides or any(s < 1 for s in self.strides):
+            raise ActnetError(f"clip strides must be a non-empty list of positive integers, not {self.strides}")
+        if self.size < 8:
+            raise ActnetError(f"clip size must be at least 8 pixels, not {self.size}")
+        if self.eval_stride < 0:
+            raise ActnetError(f"clip eval_stride must be 0 (first stride) or positive, not {self.eval_stride}")
+
+    @property
+    def test_stride(self) -> int:
+        return self.eval_stride or self.strides[0]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Spatial augmentation of training clips; one draw per clip, shared by all its frames."""
+
+    scale: tuple[float, float] = (8 / 7, 10 / 7)  # short side drawn in [lo, hi] x crop size (256-320 for 224)
+    flip: bool = True
+    rand_augment_n: int = 2  # strong view: RandAugment ops per clip (0 disables RandAugment)
+    rand_augment_m: int = 9  # strong view: magnitude bin 0..30
+    cutout: float = 0.0  # strong view: side of a square erased patch as a fraction of the crop (0: off)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 1.0 <= lo <= hi:
+            raise ActnetError(f"augment scale must satisfy 1 <= lo <= hi, not {self.scale}")
+        if self.rand_augment_n < 0 or not 0 <= self.rand_augment_m <= 30:
+            raise ActnetError("augment rand_augment_n must be >= 0 and rand_augment_m within 0..30")
+        if not 0.0 <= self.cutout < 1.0:
+            raise ActnetError(f"augment cutout must be within [0, 1), not {self.cutout}")
+
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """The DALI input pipeline: batch sizes, each model's clip, augmentation, evaluation views, workers."""
+
+    batch_size: int = 8  # labeled clips per rank and step
+    mu: int = 1  # unlabeled clips per labeled clip in a step
+    eval_batch_size: int = 4  # videos per evaluation batch (each gives clips x crops views)
+    primary: ClipConfig = field(default_factory=lambda: ClipConfig(frames=8, strides=(8,)))  # the 3D-CNN: slower
+    auxiliary: ClipConfig | None = field(default_factory=lambda: ClipConfig(frames=8, strides=(4,)))  # the ViT
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    eval_clips: int = 10  # K temporal clips per test video
+    eval_crops: int = 3  # 3 (spatial crops along the long side) or 1 (centre)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    device: str = "auto"  # auto: the GPU when there is one; cpu; gpu
+    num_threads: int = 2  # DALI CPU threads per pipeline
+    prefetch: int = 2  # batches DALI prepares ahead
+    fetch_threads: int = 4  # threads reading sample bytes ahead (ranged reads; matters for s3://)
+    max_bad_samples: int = 10  # samples that fail to decode are skipped and logged; one more stops the run
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "mu", "eval_batch_size", "eval_clips", "num_threads", "prefetch"):
+            if getattr(self, name) < 1:
+                raise ActnetError(f"loader {name} must be at least 1, not {getattr(self, name)}")
+        if self.eval_crops not in (1, 3):
+            raise ActnetError(f"loader eval_crops must be 1 or 3, not {self.eval_crops}")
+        if self.device not in DEVICES:
+            raise ActnetError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.fetch_threads < 0 or self.max_bad_samples < 0:
+            raise ActnetError("loader fetch_threads and max_bad_samples must not be negative")
+
+    def clips(self) -> dict[str, ClipConfig]:
+        """The models' clips by role, primary first."""
+        out = {"primary": self.primary}
+        if self.auxiliary is not None:
+            out["auxiliary"] = self.auxiliary
+        return out

@@ -97,6 +97,42 @@ def iter_samples(stream: BinaryIO) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, members
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """One sample of a tar as its index file lists it: where each member's data lies."""
+
+    key: str
+    members: dict[str, tuple[int, int]]  # extension -> (data offset, size) in the tar
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(offset, length) of the smallest byte range holding every member (members of a sample are adjacent)."""
+        start = min(off for off, _ in self.members.values())
+        end = max(off + size for off, size in self.members.values())
+        return start, end - start
+
+
+def read_index(text: str, where: str = "index") -> list[IndexEntry]:
+    """Parse a DALI v1.2 webdataset index (ours or ``wds2idx``'s); errors name ``where``."""
+    lines = text.splitlines()
+    head = lines[0].split() if lines else []
+    if len(head) != 2 or head[0] != INDEX_VERSION or not head[1].isdigit():
+        raise ValueError(f"{where}: not a {INDEX_VERSION} webdataset index")
+    entries = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split()
+        if not fields or len(fields) % 4:
+            raise ValueError(f"{where}: line {number} is malformed")
+        members, key = {}, None
+        for ext, off, size, name in zip(*[iter(fields)] * 4):
+            members[ext] = (int(off), int(size))
+            key = name.rsplit("/", 1)[-1].partition(".")[0]
+        entries.append(IndexEntry(key, members))
+    if len(entries) != int(head[1]):
+        raise ValueError(f"{where}: header says {head[1]} samples, lists {len(entries)}")
+    return entries
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

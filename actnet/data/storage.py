@@ -56,6 +56,17 @@ class LocalStorage:
     def open_read(self, rel: str) -> BinaryIO:
         return open(self.root / rel, "rb")
 
+    def read_range(self, rel: str, start: int, length: int) -> bytes:
+        """``length`` bytes from offset ``start`` (one positioned read; the page cache does the rest)."""
+        fd = os.open(self.root / rel, os.O_RDONLY)
+        try:
+            data = os.pread(fd, length, start)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise ActnetError(f"{self.root / rel}: truncated (wanted bytes {start}..{start + length})")
+        return data
+
     def write_bytes(self, rel: str, data: bytes) -> None:
         dest = self.root / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +160,14 @@ class S3Storage:
 
     def open_read(self, rel: str) -> BinaryIO:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"]
+
+    def read_range(self, rel: str, start: int, length: int) -> bytes:
+        """``length`` bytes from offset ``start``: one ranged GET."""
+        rng = f"bytes={start}-{start + length - 1}"
+        data = self.client.get_object(Bucket=self.bucket, Key=self._key(rel), Range=rng)["Body"].read()
+        if len(data) != length:
+            raise ActnetError(f"{self.url(rel)}: truncated (wanted bytes {start}..{start + length})")
+        return data
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data)

@@ -1,0 +1,459 @@
+"""NVIDIA DALI decodes and augments the clips: the only module of actnet that imports DALI.
+
+One pipeline graph per stream, the same on both backends: ``fn.decoders.video`` runs ``mixed`` (NVDEC) when
+the loader's device is a GPU and ``cpu`` otherwise, and every augmentation follows it on that device.
+
+    external_source (bytes, frames, per-model orders, id, label[, crop positions])      <- sampling.SampleStream
+      -> decoders.video(frames=union of the models' frames)                   only the needed frames are decoded
+      -> per model: sequence_rearrange(order)                                  that model's T frames, in order
+           labeled:    weak                                                    short-side jitter, crop, flip
+           unlabeled:  weak, strong                                            strong = its own weak draw +
+                                                                               RandAugment (+ cutout)
+           eval:       resize short side to the crop, K clips x 1 or 3 crops
+      -> crop_mirror_normalize -> float (C, T, H, W)
+
+Python (``sampling.py``) picks samples, strides and frames and reads the bytes; DALI never reads files. So the
+same code serves local folders and ``s3://`` URLs, ranks split samples exactly, and a batch's ids and labels
+travel through the graph beside the clips, so they cannot be misaligned.
+
+Bad data at run time: a sample DALI cannot decode fails its whole batch and invalidates the pipeline. The
+loader then decodes each sample of the batches in flight on its own to find the culprit, logs its key and
+shard, counts it, leaves it out (training reads the next sample of the epoch order instead), rebuilds the
+pipeline and carries on. More than ``max_bad_samples`` such samples stop the run with an error listing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from nvidia.dali import Pipeline, fn, pipeline_def, types
+from nvidia.dali import ops as dali_ops
+from nvidia.dali.auto_aug import rand_augment
+from nvidia.dali.plugin.pytorch import feed_ndarray
+
+from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
+from actnet.data.sampling import Job, SampleStream, ShardSet
+from actnet.errors import ActnetError
+
+log = logging.getLogger("actnet.data")
+
+CPU_CODECS = ("vp8", "vp9", "mjpeg")  # what DALI's CPU video decoder handles (2.1.1+); the GPU handles more
+
+
+def resolve_device(device: str, codec: str, where: str) -> str:
+    """``cpu`` or ``gpu`` for ``--device auto|cpu|gpu`` and shards of ``codec`` (``where`` names them)."""
+    has_gpu = torch.cuda.is_available()
+    if device == "gpu" and not has_gpu:
+        raise ActnetError("--device gpu: no CUDA GPU is visible to PyTorch")
+    chosen = device if device != "auto" else ("gpu" if has_gpu else "cpu")
+    if chosen == "cpu" and codec not in CPU_CODECS:
+        raise ActnetError(
+            f"{where}: {codec} shards decode only on a GPU (DALI's CPU decoder reads VP8, VP9 and MJPEG); "
+            f"use --device gpu on a GPU machine, or re-run `actnet prepare` with --codec vp9"
+        )
+    return chosen
+
+
+@dataclass
+class Batch:
+    """One batch: ``views[(model, view)]`` is float (B, C, T, H, W), or (B, V, C, T, H, W) for evaluation.
+
+    Views are ``weak`` (labeled and unlabeled), ``strong`` (unlabeled) and ``eval`` (V = clips x crops).
+    """
+
+    views: dict[tuple[str, str], torch.Tensor]
+    label: torch.Tensor  # long (B,)
+    ids: torch.Tensor  # long (B,): positions in the shard set
+    keys: list[str]
+    strides: dict[str, list[int]] = field(default_factory=dict)  # model -> the stride each sample got
+    frames: dict[str, list[list[int]]] = field(default_factory=dict)  # model -> each sample's frame indices
+
+    def __getitem__(self, item: tuple[str, str]) -> torch.Tensor:
+        return self.views[item]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _Feeder:
+    """The ``external_source`` callback: the next list of jobs, as arrays; remembers what is in flight.
+
+    Columns: encoded video, the union of frames to decode, id, label, then each model's order into the union,
+    then (evaluation) the crop positions. ``decode_only`` feeds just the first two (for probing one sample).
+    """
+
+    def __init__(self, jobs: Iterator[list[Job]], models: list[str], with_crops: bool, decode_only: bool = False):
+        self.jobs, self.models, self.with_crops, self.decode_only = jobs, models, with_crops, decode_only
+        self.requeued: deque[list[Job]] = deque()
+        self.in_flight: deque[list[Job]] = deque()
+        self.clean = None  # optional: replaces jobs of samples found bad since they were planned
+
+    def dtypes(self) -> list:
+        if self.decode_only:
+            return [types.UINT8, types.INT32]
+        return (
+            [types.UINT8, types.INT32, types.INT64, types.INT32]
+            + [types.INT32] * len(self.models)
+            + ([types.FLOAT] if self.with_crops else [])
+        )
+
+    def __call__(self):
+        batch = self.requeued.popleft() if self.requeued else next(self.jobs)  # StopIteration ends an epoch
+        if self.clean is not None:
+            batch = self.clean(batch)
+        self.in_flight.append(batch)
+        return self.arrays(batch)
+
+    def arrays(self, batch: list[Job]) -> tuple:
+        cols: list[list] = [[] for _ in self.dtypes()]
+        for job in batch:
+            union, orders = job.union()
+            row = [np.frombuffer(job.video, np.uint8), np.asarray(union, np.int32)]
+            if not self.decode_only:
+                row += [np.asarray([job.id], np.int64), np.asarray([job.label], np.int32)]
+                row += [np.asarray(orders[m], np.int32) for m in self.models]
+                if self.with_crops:
+                    row.append(np.asarray(job.crops, np.float32))
+            for col, value in zip(cols, row):
+                col.append(value)
+        return tuple(cols)
+
+
+def _error_summary(err: Exception) -> str:
+    """The informative line of a DALI pipeline error (they start with several generic lines)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if "encountered:" in lines and lines.index("encountered:") + 1 < len(lines):
+        line = lines[lines.index("encountered:") + 1]
+        return line.split('" failed: ', 1)[-1][:300]
+    generic = ("Critical error", "Current pipeline", "File ", "C++ context")
+    useful = [line for line in lines if not line.startswith(generic)]
+    return (useful[-1] if useful else type(err).__name__)[:300]
+
+
+def _normalize(x, mean, std, **crop):
+    return fn.crop_mirror_normalize(
+        x,
+        mean=[255 * m for m in mean],
+        std=[255 * s for s in std],
+        dtype=types.FLOAT,
+        output_layout="CFHW",
+        **crop,
+    )
+
+
+def _short_side_jitter(clip, size: int, aug: AugmentConfig):
+    lo, hi = aug.scale
+    return fn.resize(clip, resize_shorter=fn.random.uniform(range=[lo * size, hi * size]), antialias=False)
+
+
+def _flip_draw(aug: AugmentConfig):
+    return fn.random.coin_flip() if aug.flip else 0
+
+
+def _random_pos():
+    return fn.random.uniform(range=[0.0, 1.0])
+
+
+def weak_view(clip, clip_cfg: ClipConfig, aug: AugmentConfig, mean, std):
+    """Short-side scale jitter, random crop, horizontal flip: one draw for all frames of the clip."""
+    x = _short_side_jitter(clip, clip_cfg.size, aug)
+    size = clip_cfg.size
+    return _normalize(
+        x, mean, std, crop=(size, size), crop_pos_x=_random_pos(), crop_pos_y=_random_pos(), mirror=_flip_draw(aug)
+    )
+
+
+def strong_view(clip, clip_cfg: ClipConfig, aug: AugmentConfig, mean, std):
+    """Its own weak draw, then RandAugment on the uint8 frames (same ops for every frame), then cutout."""
+    size = clip_cfg.size
+    x = _short_side_jitter(clip, size, aug)
+    x = fn.crop(x, crop=(size, size), crop_pos_x=_random_pos(), crop_pos_y=_random_pos())
+    if aug.flip:
+        x = fn.flip(x, horizontal=fn.random.coin_flip())
+    if aug.rand_augment_n:
+        x = rand_augment.rand_augment(x, n=aug.rand_augment_n, m=aug.rand_augment_m, shape=(size, size))
+    if aug.cutout:
+        side = max(1, round(aug.cutout * size))
+        anchor = fn.random.uniform(range=[0.0, float(size - side)], shape=[2])
+        x = fn.erase(x, anchor=anchor, shape=[side, side], axis_names="HW", fill_value=128)
+    return _normalize(x, mean, std)
+
+
+def eval_views(clip, clip_cfg: ClipConfig, crops, num_crops: int, mean, std) -> list:
+    """Short side resized to the crop size, then 1 or 3 crops of all K*T frames: each (C, K*T, S, S)."""
+    size = clip_cfg.size
+    x = fn.resize(clip, resize_shorter=size, antialias=True)
+    views = [
+        _normalize(x, mean, std, crop=(size, size), crop_pos_x=crops[j, 0], crop_pos_y=crops[j, 1])
+        for j in range(num_crops)
+    ]
+    return views
+
+
+@contextlib.contextmanager
+def _quiet_dali_aliases():
+    """DALI 2.4's own ``auto_aug`` calls ops by deprecated ``experimental`` aliases and forces the warning past
+    any filter; silence it while our graphs are traced (our code calls no deprecated op)."""
+    original = getattr(dali_ops, "_handle_op_deprecation", None)
+    if original is not None:
+        dali_ops._handle_op_deprecation = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        if original is not None:
+            dali_ops._handle_op_deprecation = original
+
+
+def _build(graph, **kwargs) -> Pipeline:
+    with _quiet_dali_aliases():
+        pipe = pipeline_def(graph, **kwargs)()
+        pipe.build()
+    return pipe
+
+
+class DaliLoader:
+    """Batches of one stream (``labeled``, ``unlabeled`` or ``eval``) as torch tensors, decoded by DALI.
+
+    Training streams are endless (take ``steps_per_epoch`` batches per epoch); evaluation streams end after
+    one pass over this rank's samples.
+    """
+
+    def __init__(self, stream: SampleStream, cfg: LoaderConfig, device: str = "cpu", *, epoch: int = 0):
+        self.stream, self.cfg, self.device, self.epoch = stream, cfg, device, epoch
+        self.models = list(stream.clips)
+        self.bad: list[dict] = []  # {"key", "shard", "error"} of every sample left out
+        self._rebuilds = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.stream.steps_per_epoch
+
+    @property
+    def kind(self) -> str:
+        return self.stream.kind
+
+    # ------------------------------------------------------------------------------------------------ graph
+
+    def _pipeline(self, feeder: _Feeder, batch_size: int, seed: int) -> Pipeline:
+        cfg, kind = self.cfg, self.kind
+        gpu = self.device == "gpu"
+
+        def graph():
+            dtypes = feeder.dtypes()
+            inputs = fn.external_source(source=feeder, num_outputs=len(dtypes), batch=True, dtype=dtypes)
+            video, frames, ids, labels, *rest = inputs
+            orders, crops = rest[: len(self.models)], rest[len(self.models) :]
+            decoded = fn.decoders.video(video, device="mixed" if gpu else "cpu", frames=frames)
+            outputs = [ids, labels]
+            for model, order in zip(self.models, orders):
+                clip_cfg = self.stream.clips[model]
+                clip = fn.sequence_rearrange(decoded, new_order=order)
+                if kind == "eval":
+                    outputs += eval_views(clip, clip_cfg, crops[0], self.stream.eval_crops, cfg.mean, cfg.std)
+                    continue
+                outputs.append(weak_view(clip, clip_cfg, cfg.augment, cfg.mean, cfg.std))
+                if kind == "unlabeled":
+                    outputs.append(strong_view(clip, clip_cfg, cfg.augment, cfg.mean, cfg.std))
+            return tuple(outputs)
+
+        return _build(
+            graph,
+            batch_size=batch_size,
+            num_threads=cfg.num_threads,
+            device_id=torch.cuda.current_device() if gpu else None,
+            seed=seed,
+            prefetch_queue_depth=cfg.prefetch,
+            enable_conditionals=kind == "unlabeled" and cfg.augment.rand_augment_n > 0,
+        )
+
+    def _view_names(self) -> list[tuple[str, str]]:
+        views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"], "eval": ["eval"]}[self.kind]
+        return [(m, v) for m in self.models for v in views]
+
+    # ------------------------------------------------------------------------------------------- iteration
+
+    def _seed(self) -> int:
+        tag = {"labeled": 1, "unlabeled": 2, "eval": 3}[self.kind]
+        mixed = np.random.SeedSequence([self.cfg.seed, tag, self.stream.rank, self._rebuilds])
+        return int(mixed.generate_state(1)[0] & 0x7FFFFFFF)
+
+    def __iter__(self) -> Iterator[Batch]:
+        feeder = _Feeder(self.stream.batches(self.epoch), self.models, self.kind == "eval")
+        feeder.clean = self._clean
+        pipe = self._pipeline(feeder, self.stream.batch_size, self._seed())
+        while True:
+            try:
+                outputs = pipe.run()
+            except StopIteration:
+                return
+            except RuntimeError as err:
+                del pipe
+                self._recover(feeder, err)
+                self._rebuilds += 1
+                pipe = self._pipeline(feeder, self.stream.batch_size, self._seed())
+                continue
+            jobs = feeder.in_flight.popleft()
+            yield self._batch(outputs, jobs)
+
+    def _batch(self, outputs, jobs: list[Job]) -> Batch:
+        ids, labels, *views = (self._to_torch(o) for o in outputs)
+        ids, labels = ids.reshape(-1).cpu(), labels.reshape(-1).long().cpu()
+        if ids.tolist() != [j.id for j in jobs]:  # cannot happen unless DALI reorders a batch
+            raise RuntimeError("DALI returned a batch out of order")
+        named = {}
+        if self.kind == "eval":  # per model, one (B, C, K*T, S, S) output per crop -> (B, K*crops, C, T, S, S)
+            crops, k = self.stream.eval_crops, self.stream.eval_clips
+            for m, model in enumerate(self.models):
+                v = torch.stack(views[m * crops : (m + 1) * crops], dim=1)  # (B, crops, C, K*T, S, S)
+                b, _, c, kt, s1, s2 = v.shape
+                v = v.view(b, crops, c, k, kt // k, s1, s2).transpose(1, 3).transpose(2, 3)  # (B, K, crops, C, ...)
+                named[model, "eval"] = v.reshape(b, k * crops, c, kt // k, s1, s2)
+        else:
+            named = dict(zip(self._view_names(), views))
+        strides = {m: [j.strides[m] for j in jobs] for m in self.models}
+        frames = {m: [j.frames[m] for j in jobs] for m in self.models}
+        return Batch(named, labels, ids, [j.key for j in jobs], strides, frames)
+
+    def _to_torch(self, tensor_list) -> torch.Tensor:
+        t = tensor_list.as_tensor()
+        dtype = {
+            types.FLOAT: torch.float32,
+            types.INT32: torch.int32,
+            types.INT64: torch.int64,
+            types.UINT8: torch.uint8,
+        }[t.dtype]
+        gpu = self.device == "gpu" and hasattr(t, "data_ptr") and type(t).__name__ == "TensorGPU"
+        out = torch.empty(t.shape(), dtype=dtype, device="cuda" if gpu else "cpu")
+        feed_ndarray(t, out, cuda_stream=torch.cuda.current_stream() if gpu else None)
+        return out
+
+    # ------------------------------------------------------------------------------------------- bad data
+
+    def _recover(self, feeder: _Feeder, err: Exception) -> None:
+        """Find which in-flight samples fail to decode, leave them out, requeue the rest."""
+        suspects = list(feeder.in_flight)
+        feeder.in_flight.clear()
+        found = False
+        for batch in suspects:
+            good = []
+            for job in self._clean(batch):
+                while job is not None and (problem := self.probe(job)) is not None:
+                    found = True
+                    self._leave_out(job, problem)
+                    job = self.stream.replacement(job)  # training: the next good sample; evaluation: none
+                if job is not None:
+                    good.append(job)
+            if good:
+                feeder.requeued.append(good)
+        if not found:  # the failure is not a sample's fault: do not hide it
+            raise err
+
+    def _clean(self, batch: list[Job]) -> list[Job]:
+        """``batch`` without samples already found bad (planned before they were): replaced in training."""
+        if not self.stream.bad or all(job.id not in self.stream.bad for job in batch):
+            return batch
+        kept = [job if job.id not in self.stream.bad else self.stream.replacement(job) for job in batch]
+        return [job for job in kept if job is not None]
+
+    def _leave_out(self, job: Job, problem: str) -> None:
+        shard = self.stream.shards.samples[job.id].shard
+        self.bad.append({"key": job.key, "shard": shard, "error": problem})
+        log.warning("skipping sample %s (%s): it does not decode: %s", job.key, shard, problem)
+        if len(self.bad) > self.cfg.max_bad_samples:
+            keys = ", ".join(f"{b['key']} ({b['shard']})" for b in self.bad)
+            raise ActnetError(
+                f"{len(self.bad)} samples failed to decode, more than max_bad_samples={self.cfg.max_bad_samples}: "
+                f"{keys}; last error: {problem}"
+            )
+        self.stream.mark_bad(job.id)
+
+    def probe(self, job: Job) -> str | None:
+        """Decode one sample's frames on its own; the error message, or None when it decodes."""
+        feeder = _Feeder(iter([[job]]), [], False, decode_only=True)
+        device = "mixed" if self.device == "gpu" else "cpu"
+
+        def graph():
+            video, frames = fn.external_source(source=feeder, num_outputs=2, batch=True, dtype=feeder.dtypes())
+            return fn.decoders.video(video, device=device, frames=frames)
+
+        try:
+            pipe = _build(
+                graph,
+                batch_size=1,
+                num_threads=1,
+                device_id=torch.cuda.current_device() if self.device == "gpu" else None,
+                prefetch_queue_depth=1,
+            )
+            (decoded,) = pipe.run()
+        except RuntimeError as err:
+            return _error_summary(err)
+        shape = decoded.as_tensor().shape()
+        if shape[1] != len(job.union()[0]):
+            return f"decoded {shape[1]} frames, wanted {len(job.union()[0])}"
+        return None
+
+
+def make_loader(
+    url: str,
+    set_name: str,
+    kind: str,
+    cfg: LoaderConfig,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    epoch: int = 0,
+    clips: dict[str, ClipConfig] | None = None,
+) -> DaliLoader:
+    """A loader over ``<url>/<set_name>`` for one stream; ``clips`` defaults to the config's models."""
+    shards = ShardSet(url, set_name)
+    device = resolve_device(cfg.device, shards.codec, shards.storage.url(f"{set_name}.info.json"))
+    batch = {"labeled": cfg.batch_size, "unlabeled": cfg.batch_size * cfg.mu, "eval": cfg.eval_batch_size}[kind]
+    stream = SampleStream(
+        shards,
+        kind,
+        clips or cfg.clips(),
+        batch,
+        rank=rank,
+        world=world,
+        seed=cfg.seed,
+        eval_clips=cfg.eval_clips,
+        eval_crops=cfg.eval_crops,
+        fetch_threads=cfg.fetch_threads,
+        lookahead=cfg.prefetch + 1,
+    )
+    return DaliLoader(stream, cfg, device, epoch=epoch)
+
+
+# ----------------------------------------------------------------------------------- reading, measured alone
+
+
+def time_reading(batch_size: int, batches: int, num_threads: int, *, feed=None, native: dict | None = None) -> float:
+    """Seconds to bring ``batches`` batches of encoded samples into a DALI pipeline, after one warm-up batch.
+
+    ``feed`` is an iterator of lists of encoded videos (numpy uint8) for ``external_source``; ``native`` holds
+    ``paths``, ``index_paths`` and ``ext`` for DALI's own ``fn.readers.webdataset``. Only the bytes' sizes
+    leave the pipeline, so what is timed is reading.
+    """
+
+    def graph():
+        if native is not None:
+            video = fn.readers.webdataset(
+                paths=native["paths"], index_paths=native["index_paths"], ext=[native["ext"]], name="reader"
+            )
+        else:
+            video = fn.external_source(source=feed, batch=True, dtype=types.UINT8)
+        return fn.shapes(video)
+
+    pipe = _build(graph, batch_size=batch_size, num_threads=num_threads, device_id=None, prefetch_queue_depth=2)
+    pipe.run()
+    started = time.perf_counter()
+    for _ in range(batches):
+        pipe.run()
+    return time.perf_counter() - started

@@ -1,0 +1,358 @@
+"""The input pipeline (sampling.py + dali.py) on DALI's CPU backend, with tiny lossless clips that say which
+frame and which video they are: the red level of frame i is 20 + 5 i, the green level of video v is 30 + 25 v.
+"""
+
+import json
+import logging
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import prepare_options
+
+from actnet.config import AugmentConfig, ClipConfig, EncodeConfig, LoaderConfig, ShardConfig
+from actnet.data import sampling
+from actnet.data.dali import make_loader, resolve_device
+from actnet.data.shards import ShardRecord, ShardSetInfo, ShardWriter, iter_samples, sha256_file
+from actnet.data.sources import list_folder
+from actnet.errors import ActnetError
+from actnet.prepare import prepare
+
+LOSSLESS = EncodeConfig(crf=0, short_side=0, speed=8, min_frames=8)
+FRAME_COUNTS = [24, 29, 35, 40, 26, 31, 37, 43]  # video v has FRAME_COUNTS[v] frames
+CLIPS = {"primary": ClipConfig(frames=4, strides=(3, 5), size=16), "auxiliary": ClipConfig(4, (1, 2), 16)}
+CFG = LoaderConfig(
+    batch_size=2,
+    mu=2,
+    eval_batch_size=3,
+    primary=CLIPS["primary"],
+    auxiliary=CLIPS["auxiliary"],
+    augment=AugmentConfig(scale=(1.0, 1.25), rand_augment_n=2, rand_augment_m=9),
+    eval_clips=2,
+    eval_crops=3,
+    num_threads=1,
+    fetch_threads=2,
+    max_bad_samples=2,
+)
+
+
+def write_raw_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
+    """Lossless FFV1 from uint8 (N, H, W, 3) RGB frames."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, h, w, _ = frames.shape
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}"]
+    cmd += ["-r", str(fps), "-i", "pipe:0", "-c:v", "ffv1", "-pix_fmt", "yuv444p", str(path)]
+    subprocess.run(cmd, input=frames.tobytes(), check=True)
+
+
+def index_frames(video: int, n: int, size=(24, 32)) -> np.ndarray:
+    frames = np.empty((n, *size, 3), np.uint8)
+    frames[..., 0] = (20 + 5 * np.arange(n))[:, None, None]
+    frames[..., 1] = 30 + 25 * video
+    frames[..., 2] = 128
+    return frames
+
+
+def decode_levels(clip: torch.Tensor, cfg: LoaderConfig = CFG) -> tuple[np.ndarray, np.ndarray]:
+    """(frame index per frame, video id per frame) read back from a normalised (C, T, H, W) clip."""
+    mean = torch.tensor(cfg.mean).view(3, 1, 1, 1)
+    std = torch.tensor(cfg.std).view(3, 1, 1, 1)
+    pixels = ((clip * std + mean) * 255).mean(dim=(2, 3))  # (C, T): the frames are uniform
+    return np.rint((pixels[0].numpy() - 20) / 5).astype(int), np.rint((pixels[1].numpy() - 30) / 25).astype(int)
+
+
+def prepare_folder(root: Path, out: Path, **kwargs) -> Path:
+    opts = prepare_options(out, encode=LOSSLESS, shards=ShardConfig(min_shards=3), **kwargs)
+    prepare(list_folder(root, test_fraction=0.25, name="videos"), opts)
+    return out / "shards" / "videos" / "split1"
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory) -> Path:
+    """8 videos of 2 classes (6 train, 2 test, 1 labeled per class) whose pixels encode frame and video."""
+    root = tmp_path_factory.mktemp("indexed") / "videos"
+    for v, n in enumerate(FRAME_COUNTS):
+        write_raw_video(root / "ab"[v % 2] / f"v{v}.mkv", index_frames(v, n))
+    return prepare_folder(root, tmp_path_factory.mktemp("indexed-out"), labeled=("1/class",))
+
+
+@pytest.fixture(scope="module")
+def textured(tmp_path_factory) -> Path:
+    """Videos whose every frame is the same noise texture: a clip's frames stay equal only under one crop."""
+    root = tmp_path_factory.mktemp("textured") / "videos"
+    rng = np.random.default_rng(0)
+    for v in range(4):
+        grey = rng.integers(0, 256, (32, 48), dtype=np.uint8)
+        write_raw_video(root / "ab"[v % 2] / f"t{v}.mkv", np.repeat(grey[None, :, :, None], 12, 0).repeat(3, 3))
+    return prepare_folder(root, tmp_path_factory.mktemp("textured-out"))
+
+
+def video_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """key -> (video number, label) from the manifests."""
+    rows = []
+    for name in ("train", "test"):
+        rows += [json.loads(x) for x in (folder / "manifests" / f"{name}.jsonl").read_text().splitlines()]
+    return {r["key"]: (int(Path(r["path"]).stem[1:]), r["label"]) for r in rows}
+
+
+# ------------------------------------------------------------------------------------ pure-Python choices
+
+
+def test_clip_frames_for_given_starts_and_strides():
+    assert sampling.clip_indices(3, 4, 5, 40) == [3, 8, 13, 18]
+    assert sampling.clip_indices(30, 4, 5, 40) == [30, 35, 39, 39]  # past the end the last frame repeats
+    assert sampling.clip_span(8, 8) == 57
+    # shared centre: the longest clip placed by u, the shorter centred on it and kept inside the video
+    assert sampling.shared_centre_starts(40, [16, 4], 0.0) == [0, 6]
+    assert sampling.shared_centre_starts(40, [16, 4], 0.999) == [24, 30]
+    assert sampling.shared_centre_starts(10, [16, 4], 0.5) == [0, 3]  # too short: centred on the video
+    assert sampling.uniform_starts(40, 10, 3) == [0, 15, 30]
+    assert sampling.uniform_starts(40, 10, 1) == [15]
+    assert sampling.crop_positions(48, 32, 3) == [(0.0, 0.5), (0.5, 0.5), (1.0, 0.5)]
+    assert sampling.crop_positions(32, 48, 3) == [(0.5, 0.0), (0.5, 0.5), (0.5, 1.0)]
+
+
+def test_rank_splits_are_disjoint_complete_and_equal():
+    n, batch, world = 23, 3, 2
+    steps = sampling.steps_per_epoch(n, batch, world)
+    for epoch in range(3):
+        parts = [sampling.train_positions(n, batch, r, world, 7, "unlabeled", epoch) for r in range(world)]
+        assert all(len(p) == steps * batch for p in parts)  # equal steps on every rank
+        seen = np.concatenate(parts)
+        assert set(seen.tolist()) == set(range(n))  # every sample each epoch
+        assert len(seen) - len(set(seen.tolist())) == steps * batch * world - n  # only the cycled tail repeats
+        assert not set(parts[0][: n // world].tolist()) & set(parts[1][: n // world].tolist())
+    again = sampling.train_positions(n, batch, 0, world, 7, "unlabeled", 1)
+    assert (again == sampling.train_positions(n, batch, 0, world, 7, "unlabeled", 1)).all()  # seeded
+    assert (again != sampling.train_positions(n, batch, 0, world, 7, "unlabeled", 2)).any()  # reshuffled
+    evals = [list(sampling.eval_positions(n, r, world)) for r in range(world)]
+    assert sorted(evals[0] + evals[1]) == list(range(n))
+
+
+# -------------------------------------------------------------------------------------- DALI, CPU backend
+
+
+def test_labeled_stream_frames_labels_and_shapes(indexed):
+    videos = video_of(indexed)
+    loader = make_loader(str(indexed), "labeled-1perclass-seed0", "labeled", CFG)
+    assert loader.device == "cpu" and loader.steps_per_epoch == 1
+    batches = [b for _, b in zip(range(3), loader)]
+    for batch in batches:
+        assert set(batch.views) == {("primary", "weak"), ("auxiliary", "weak")}
+        assert batch.label.dtype == torch.long and batch.label.shape == (2,)
+        for i, key in enumerate(batch.keys):
+            video, label = videos[key]
+            assert batch.label[i].item() == label  # labels travel with their keys
+            n = FRAME_COUNTS[video]
+            spans = {}
+            for model, clip_cfg in CLIPS.items():
+                clip = batch[model, "weak"]
+                assert clip.shape == (2, 3, 4, 16, 16) and clip.dtype == torch.float32
+                frames, ids = decode_levels(clip[i])
+                assert (ids == video).all()  # the clip is of the video its key names
+                stride = batch.strides[model][i]
+                assert stride in clip_cfg.strides
+                expected = batch.frames[model][i]
+                assert frames.tolist() == expected  # DALI decoded exactly the planned frames
+                assert expected == sampling.clip_indices(expected[0], 4, stride, n)
+                spans[model] = (expected[0] + expected[-1]) / 2
+            assert abs(spans["primary"] - spans["auxiliary"]) <= 1  # both models see the same moment
+
+
+def test_unlabeled_weak_and_strong_views_share_frames(indexed):
+    cfg = replace(CFG, augment=replace(CFG.augment, rand_augment_n=0))
+    loader = make_loader(str(indexed), "train", "unlabeled", cfg)
+    batch = next(iter(loader))
+    assert len(batch) == 4 and loader.steps_per_epoch == 2  # 6 videos, 4 per step
+    for model in CLIPS:
+        weak, strong = batch[model, "weak"], batch[model, "strong"]
+        assert weak.shape == strong.shape == (4, 3, 4, 16, 16)
+        for i in range(4):
+            assert decode_levels(weak[i])[0].tolist() == decode_levels(strong[i])[0].tolist() == batch.frames[model][i]
+
+
+def test_one_crop_and_flip_per_clip_and_randaugment_is_applied(textured):
+    cfg = replace(CFG, augment=replace(CFG.augment, cutout=0.25))
+    loader = make_loader(str(textured), "train", "unlabeled", cfg)
+    batch = next(iter(loader))
+    for model in CLIPS:
+        for view in ("weak", "strong"):
+            clip = batch[model, view]
+            # every frame of the source is the same texture, so one spatial draw keeps the frames equal
+            assert (clip - clip[:, :, :1]).abs().max().item() < 1e-5, (model, view)
+        weak, strong = batch[model, "weak"], batch[model, "strong"]
+        assert (weak - strong).abs().mean().item() > 0.05  # the views are different draws
+    # the draws differ between clips: two samples of the same video rarely get the same crop
+    first = batch["primary", "weak"][:, :, 0]
+    assert len({tuple(np.round(f.flatten()[:20].numpy(), 3)) for f in first}) > 1
+
+
+def test_same_seed_same_batches_on_cpu(indexed):
+    def first(seed):
+        loader = make_loader(str(indexed), "train", "unlabeled", replace(CFG, seed=seed))
+        return next(iter(loader))
+
+    a, b, c = first(0), first(0), first(1)
+    assert a.keys == b.keys
+    for name in a.views:
+        assert torch.equal(a[name], b[name])
+    assert a.keys != c.keys or any(not torch.equal(a[n], c[n]) for n in a.views)
+
+
+def test_two_ranks_split_training_samples_with_equal_steps(indexed):
+    loaders = [make_loader(str(indexed), "train", "labeled", CFG, rank=r, world=2) for r in range(2)]
+    steps = {ld.steps_per_epoch for ld in loaders}
+    assert steps == {2}  # ceil(6 / (2 * 2))
+    ids = []
+    for ld in loaders:
+        it = iter(ld)
+        ids.append([i for _ in range(2) for i in next(it).ids.tolist()])
+    assert len(ids[0]) == len(ids[1]) == 4
+    assert set(ids[0] + ids[1]) == set(range(6))  # complete; 8 slots for 6 samples: the tail repeats two
+    expected = [sampling.train_positions(6, 2, r, 2, 0, "labeled", 0).tolist() for r in range(2)]
+    assert ids == expected
+
+
+def test_evaluation_sees_every_video_once_across_ranks(indexed):
+    videos = video_of(indexed)
+    seen = []
+    for rank in range(2):
+        loader = make_loader(str(indexed), "test", "eval", replace(CFG, eval_batch_size=3), rank=rank, world=2)
+        for batch in loader:
+            seen += batch.keys
+            for model, clip_cfg in CLIPS.items():
+                views = batch[model, "eval"]
+                assert views.shape == (len(batch), 2 * 3, 3, 4, 16, 16)  # K=2 clips x 3 crops
+                for i, key in enumerate(batch.keys):
+                    video = videos[key][0]
+                    n, stride = FRAME_COUNTS[video], clip_cfg.strides[0]
+                    starts = sampling.uniform_starts(n, sampling.clip_span(4, stride), 2)
+                    for k, start in enumerate(starts):
+                        for crop in range(3):
+                            frames, ids = decode_levels(views[i, k * 3 + crop])
+                            assert frames.tolist() == sampling.clip_indices(start, 4, stride, n)
+                            assert (ids == video).all()
+    test_keys = [json.loads(x)["key"] for x in (indexed / "manifests" / "test.jsonl").read_text().splitlines()]
+    assert sorted(seen) == sorted(test_keys) and len(test_keys) == 2  # each test video once, none padded in
+
+
+def test_three_evaluation_crops_lie_along_the_long_side(textured):
+    loader = make_loader(str(textured), "test", "eval", replace(CFG, eval_clips=1))
+    batch = next(iter(loader))
+    views = batch["primary", "eval"][0]  # (3 crops, C, T, 16, 16) of a 48x32 video resized to 24x16
+    assert views.shape[0] == 3
+    left, centre, right = views[0, 0, 0], views[1, 0, 0], views[2, 0, 0]
+    assert torch.allclose(left[:, 4:], centre[:, :12], atol=1e-5)  # the centre crop starts 4 px to the right
+    assert torch.allclose(centre[:, 4:], right[:, :12], atol=1e-5)
+    assert not torch.allclose(left, right)
+
+
+# --------------------------------------------------------------------------------------------- bad data
+
+
+@pytest.fixture(scope="module")
+def with_corrupt_sample(indexed, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the indexed train set in which one sample's video bytes are garbage."""
+    out = tmp_path_factory.mktemp("corrupt")
+    info = ShardSetInfo.from_json((indexed / "train.info.json").read_bytes())
+    bad_key, records = None, []
+    for shard in info.shards:
+        writer = ShardWriter(out / shard.name, out / shard.index)
+        with open(indexed / shard.name, "rb") as f:
+            for key, members in iter_samples(f):
+                if bad_key is None:
+                    bad_key = key
+                    members = {**members, "webm": b"\x1aE\xdf\xa3" + bytes(range(256)) * 40}
+                writer.add(key, members)
+        writer.close()
+        records.append(
+            ShardRecord(
+                shard.name, shard.index, writer.num_samples, writer.bytes_written, sha256_file(out / shard.name)
+            )
+        )
+    (out / "train.info.json").write_bytes(replace(info, shards=records).to_json())
+    return out, bad_key
+
+
+def test_a_sample_that_fails_to_decode_is_skipped_logged_and_counted(with_corrupt_sample, caplog):
+    folder, bad_key = with_corrupt_sample
+    loader = make_loader(str(folder), "train", "unlabeled", CFG)
+    with caplog.at_level(logging.WARNING, logger="actnet.data"):
+        batches = [b for _, b in zip(range(4), loader)]  # two epochs
+    assert all(len(b) == 4 for b in batches)  # training batches keep their size
+    assert bad_key not in {k for b in batches for k in b.keys}
+    assert [b["key"] for b in loader.bad] == [bad_key] and "decoder" in loader.bad[0]["error"]
+    assert bad_key in caplog.text
+
+
+def test_too_many_bad_samples_stop_the_run_naming_them(with_corrupt_sample):
+    folder, bad_key = with_corrupt_sample
+    loader = make_loader(str(folder), "train", "labeled", replace(CFG, max_bad_samples=0))
+    with pytest.raises(ActnetError, match=f"{bad_key}.*train-0000"):
+        for _ in zip(range(4), loader):
+            pass
+
+
+def test_evaluation_leaves_a_bad_sample_out_once(with_corrupt_sample):
+    folder, bad_key = with_corrupt_sample
+    loader = make_loader(str(folder), "train", "eval", CFG)
+    keys = [k for b in loader for k in b.keys]
+    assert len(keys) == 5 and len(set(keys)) == 5 and bad_key not in keys
+    assert [b["key"] for b in loader.bad] == [bad_key]
+
+
+def test_h264_shards_on_cpu_say_so(tmp_path):
+    with pytest.raises(ActnetError, match=r"shards/x.*h264.*only on a GPU.*--codec vp9"):
+        resolve_device("cpu", "h264", "shards/x")
+    assert resolve_device("cpu", "vp9", "shards/x") == "cpu"
+
+
+def test_missing_set_names_the_path(indexed):
+    with pytest.raises(ActnetError, match="labeled-9pct-seed0.info.json"):
+        make_loader(str(indexed), "labeled-9pct-seed0", "labeled", CFG)
+
+
+# ------------------------------------------------------------------------------------------ object storage
+
+
+def test_s3_stream_equals_local(indexed, s3_bucket):
+    import boto3
+
+    client = boto3.client("s3")
+    for path in indexed.iterdir():
+        if path.is_file():
+            client.upload_file(str(path), s3_bucket, f"sets/{path.name}")
+    url = f"s3://{s3_bucket}/sets"
+    local, remote = (make_loader(u, "train", "unlabeled", CFG) for u in (str(indexed), url))
+    a, b = next(iter(local)), next(iter(remote))
+    assert a.keys == b.keys
+    for name in a.views:
+        assert torch.equal(a[name], b[name])
+    evaluated = [k for batch in make_loader(url, "test", "eval", CFG) for k in batch.keys]
+    assert len(evaluated) == 2
+
+
+def test_only_one_module_imports_dali():
+    package = Path(__file__).parent.parent / "actnet"
+    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "nvidia.dali" in p.read_text())
+    assert users == ["data/dali.py"]
+
+
+def test_benchmark_loader_records_its_figures(indexed, tmp_path):
+    from typer.testing import CliRunner
+
+    from actnet.cli import app
+
+    results = tmp_path / "bench.md"
+    args = ["benchmark", "loader", "--data", str(indexed), "--size", "16", "--frames", "4", "--batch-size", "2"]
+    args += ["--batches", "1", "--eval-clips", "1", "--workers", "1", "--results", str(results)]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    data = json.loads(results.with_suffix(".json").read_text())["loader"]
+    assert [r["stream"] for r in data["streams"]] == ["labeled", "unlabeled", "eval"]
+    for row in data["streams"]:
+        assert row["dali"]["clips_per_s"] > 0 and row["torchcodec"]["clips_per_s"] > 0
+    assert len(data["readers"]) == 3 and "| unlabeled (train) | 2 |" in results.read_text()
