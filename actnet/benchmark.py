@@ -24,6 +24,7 @@ from actnet import __version__
 from actnet.config import EncodeConfig, PrepareOptions, ShardConfig, SyntheticConfig
 from actnet.data.media import encode_command, probe
 from actnet.data.sources import SourceListing, list_folder
+from actnet.errors import ActnetError
 
 RESULTS_MD = Path("docs/benchmarks.md")
 
@@ -169,3 +170,173 @@ def record(section: str, markdown: str, data: dict, results_md: Path = RESULTS_M
     all_data = json.loads(json_path.read_text()) if json_path.exists() else {}
     all_data[section] = data
     json_path.write_text(json.dumps(all_data, indent=1, sort_keys=True) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------- the loader
+
+
+def _frames_per_clip(views: dict) -> int:
+    """Output frames one video contributes to a batch, over all its views (evaluation: V clips each)."""
+    total = 0
+    for v in views.values():
+        shape = v.shape[1:]  # (C, T, H, W) or (V, C, T, H, W)
+        total += shape[-3] * (shape[0] if len(shape) == 5 else 1)
+    return total
+
+
+def _time_batches(batches, n: int) -> tuple[float, int, int]:
+    """(seconds, clips, output frames) for ``n`` batches after a warm-up batch (pipeline or workers start)."""
+    it = iter(batches)
+    clips = frames = 0
+    try:
+        next(it)
+        started = time.perf_counter()
+        for _ in range(n):
+            batch = next(it)
+            views = batch.views if hasattr(batch, "views") else {k: v for k, v in batch.items() if "." in k}
+            size = len(next(iter(views.values())))
+            clips += size
+            frames += size * _frames_per_clip(views)
+    except StopIteration:
+        raise ActnetError(
+            f"a set is too small to time {n} batches after a warm-up batch; pass fewer --batches"
+        ) from None
+    return time.perf_counter() - started, clips, frames
+
+
+def _byte_batches(items, batch_size: int):
+    import numpy as np
+
+    batch = []
+    for data in items:
+        batch.append(np.frombuffer(data, np.uint8))
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+
+
+def _cycle(make):
+    while True:
+        yield from make()
+
+
+def benchmark_readers(url: str, set_name: str, batch_size: int, batches: int, threads: int) -> dict:
+    """Samples/s bringing encoded videos into DALI: our index + ranged reads, webdataset, DALI's own reader."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import webdataset as wds
+
+    from actnet.data.dali import time_reading
+    from actnet.data.sampling import ShardSet
+
+    shards = ShardSet(url, set_name)
+    ext = shards.extension
+    tars = [shards.storage.url(s.name) for s in shards.info.shards]
+    pool = ThreadPoolExecutor(4)
+
+    def indexed():
+        order = [int(i) for i in np.random.default_rng(0).permutation(len(shards))]
+        return pool.map(lambda i: shards.fetch(i)[ext], order)
+
+    def streamed():
+        return (s[ext] for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False))
+
+    native = {"paths": tars, "index_paths": [shards.storage.url(s.index) for s in shards.info.shards], "ext": ext}
+    runs = {
+        "actnet index + ranged reads -> external_source (random order)": dict(
+            feed=_byte_batches(_cycle(indexed), batch_size)
+        ),
+        "webdataset library (sequential) -> external_source": dict(feed=_byte_batches(_cycle(streamed), batch_size)),
+        "DALI fn.readers.webdataset (sequential)": dict(native=native),
+    }
+    out = {}
+    for name, kwargs in runs.items():
+        seconds = time_reading(batch_size, batches, threads, **kwargs)
+        out[name] = batch_size * batches / seconds
+    pool.shutdown(wait=False, cancel_futures=True)
+    return out
+
+
+def benchmark_loader(url: str, cfg, batches: int, workers: int, log=print) -> dict:
+    """clips/s and frames/s of the DALI loader and of torchcodec in a DataLoader, same samples, same run.
+
+    The labeled stream reads the train set here (labeled sets are too small to time): its graph, not its set,
+    is what is measured.
+    """
+    from actnet.data.baseline import torchcodec_loader
+    from actnet.data.dali import make_loader
+    from actnet.data.sampling import SampleStream, ShardSet
+
+    streams = [("labeled", "train"), ("unlabeled", "train"), ("eval", "test")]
+    rows = []
+    for kind, set_name in streams:
+        dali = make_loader(url, set_name, kind, cfg)
+        available = dali.steps_per_epoch - 1 if kind == "eval" else batches
+        n = max(1, min(batches, available))
+        row = {"stream": kind, "set": set_name, "batch": dali.stream.batch_size, "batches": n}
+        row["dali"] = _time_batches(dali, n)
+        shards = ShardSet(url, set_name)
+        stream = SampleStream(
+            shards,
+            kind,
+            cfg.clips(),
+            dali.stream.batch_size,
+            seed=cfg.seed,
+            eval_clips=cfg.eval_clips,
+            eval_crops=cfg.eval_crops,
+            fetch_threads=0,
+        )
+        row["torchcodec"] = _time_batches(torchcodec_loader(stream, cfg, workers), n)
+        for impl in ("dali", "torchcodec"):
+            seconds, clips, frames = row[impl]
+            row[impl] = {
+                "seconds": seconds,
+                "clips": clips,
+                "clips_per_s": clips / seconds,
+                "frames_per_s": frames / seconds,
+            }
+        row["speedup"] = row["dali"]["clips_per_s"] / row["torchcodec"]["clips_per_s"]
+        log(
+            f"  {kind:9s} DALI {row['dali']['clips_per_s']:7.1f} clips/s   torchcodec "
+            f"{row['torchcodec']['clips_per_s']:7.1f} clips/s   x{row['speedup']:.2f}"
+        )
+        rows.append(row)
+    readers = benchmark_readers(url, "train", 8, 2 * batches, cfg.num_threads)
+    for name, rate in readers.items():
+        log(f"  reading: {rate:8.0f} samples/s  {name}")
+    machine = machine_description()
+    if dali.device == "gpu":
+        import torch
+
+        machine["device"] = torch.cuda.get_device_name()
+    return {"streams": rows, "readers": readers, "machine": machine}
+
+
+def loader_markdown(result: dict, cfg, source: str, workers: int) -> str:
+    m = result["machine"]
+    p, a = cfg.primary, cfg.auxiliary
+    lines = [
+        f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
+        f"Shards: {source}. Clips: primary {p.frames} frames, strides {list(p.strides)}, {p.size} px; auxiliary "
+        f"{a.frames} frames, strides {list(a.strides)}, {a.size} px; RandAugment n={cfg.augment.rand_augment_n} "
+        f"m={cfg.augment.rand_augment_m}; evaluation {cfg.eval_clips} clips x {cfg.eval_crops} crops. DALI CPU "
+        f"backend with {cfg.num_threads} threads; torchcodec + torchvision.transforms.v2 in a DataLoader with "
+        f"{workers} workers, reading the same samples and frames through the same index. A clip is one video "
+        f"with all its views (labeled: a weak view per model; unlabeled: weak + strong per model; evaluation: "
+        f"clips x crops per model); frames/s counts every output frame.",
+        "",
+        "| stream | batch | DALI clips/s | DALI frames/s | torchcodec clips/s | torchcodec frames/s "
+        "| DALI / torchcodec |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["streams"]:
+        d, t = r["dali"], r["torchcodec"]
+        lines.append(
+            f"| {r['stream']} ({r['set']}) | {r['batch']} | {d['clips_per_s']:.1f} | {d['frames_per_s']:.0f} | "
+            f"{t['clips_per_s']:.1f} | {t['frames_per_s']:.0f} | {r['speedup']:.2f} |"
+        )
+    lines += ["", "Reading encoded samples into a DALI pipeline (no decoding), train set:", ""]
+    lines += ["| reader | samples/s |", "|---|---:|"]
+    lines += [f"| {name} | {rate:.0f} |" for name, rate in result["readers"].items()]
+    return "\n".join(lines) + "\n"

@@ -516,3 +516,55 @@ def benchmark_prepare_command(
     if results is not None:
         benchmark.record("prepare", markdown, result, results)
         out.print(f"recorded in {results}")
+
+
+@benchmark_app.command("loader", help="The DALI loader's clips/s vs torchcodec in a DataLoader, same shards, same run.")
+@handle_errors
+def benchmark_loader_command(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A shard folder (<out>/<dataset>/<split>) with train and test sets (default: synthetic)."),
+    ] = None,
+    size: Annotated[int, typer.Option(help="Crop size of both models' clips.")] = 64,
+    frames: Annotated[int, typer.Option(help="Frames per clip (T) of both models.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Clips per training batch.")] = 8,
+    batches: Annotated[int, typer.Option(help="Timed batches per stream (after one warm-up batch).")] = 8,
+    eval_clips: Annotated[int, typer.Option(help="Evaluation clips per video.")] = 10,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="DALI threads and DataLoader workers (0: cores).")
+    ] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    results: Annotated[Path | None, typer.Option(help="Record the figures in this markdown file (+ .json).")] = None,
+):
+    from actnet import benchmark
+    from actnet.config import ClipConfig, LoaderConfig
+
+    workers = workers or os.cpu_count() or 1
+    if data is None:
+        cfg = SyntheticConfig()
+        listing = synthetic_listing(cfg, None, workers)
+        cache = Path.home() / ".cache" / "actnet" / "bench-loader"
+        opts = PrepareOptions(out=str(cache), manifests=None, workers=workers, encode=EncodeConfig(short_side=96))
+        if run_prepare(listing, opts):
+            raise ActnetError("preparing the synthetic shards for the benchmark failed")
+        data = cache / listing.dataset / listing.split
+        source = f"built-in synthetic set ({cfg.width}x{cfg.height}, {cfg.frames} frames, VP9)"
+    else:
+        source = str(data)
+    cfg = LoaderConfig(
+        batch_size=batch_size,
+        mu=1,
+        eval_batch_size=max(1, batch_size // 2),
+        primary=ClipConfig(frames, (4, 8), size),
+        auxiliary=ClipConfig(frames, (2, 4), size),
+        eval_clips=eval_clips,
+        num_threads=workers,
+        device=device,
+    )
+    out.print(f"benchmark loader: {data}, {batches} batches per stream, {workers} threads/workers")
+    result = benchmark.benchmark_loader(str(data), cfg, batches, workers, log=out.print)
+    markdown = benchmark.loader_markdown(result, cfg, source, workers)
+    out.print(markdown)
+    if results is not None:
+        benchmark.record("loader", markdown, result, results)
+        out.print(f"recorded in {results}")

@@ -1,0 +1,112 @@
+"""The loader a user would write without DALI, for ``actnet benchmark loader`` to compare against.
+
+torchcodec decodes in PyTorch DataLoader worker processes (torchvision's own video decoding was removed in
+0.28); torchvision.transforms.v2 augments. It reads the same shards through the same index, picks the same
+samples and frames (``sampling.py``) and produces the same views with the same shapes, so the two loaders
+differ only in how they decode and augment.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
+from actnet.data.sampling import SampleStream, plan_eval, plan_train
+
+
+def _resize_short(frames: torch.Tensor, short: int, antialias: bool = False) -> torch.Tensor:
+    """uint8 (T, C, H, W) -> float (T, C, h, w) with min(h, w) == short."""
+    h, w = frames.shape[-2:]
+    scale = short / min(h, w)
+    size = (max(short, round(h * scale)), max(short, round(w * scale)))
+    return F.interpolate(frames.float(), size=size, mode="bilinear", align_corners=False, antialias=antialias)
+
+
+def _crop(frames: torch.Tensor, size: int, px: float, py: float) -> torch.Tensor:
+    h, w = frames.shape[-2:]
+    y, x = round(py * (h - size)), round(px * (w - size))
+    return frames[..., y : y + size, x : x + size]
+
+
+def _normalize(frames: torch.Tensor, mean, std) -> torch.Tensor:
+    """float 0..255 (T, C, H, W) -> normalised (C, T, H, W)."""
+    m = torch.tensor(mean).view(1, 3, 1, 1) * 255
+    s = torch.tensor(std).view(1, 3, 1, 1) * 255
+    return ((frames - m) / s).permute(1, 0, 2, 3).contiguous()
+
+
+class TorchcodecClips(Dataset):
+    """Item ``i`` is the ``i``-th planned sample of a :class:`SampleStream` epoch, decoded with torchcodec."""
+
+    def __init__(self, stream: SampleStream, cfg: LoaderConfig, epoch: int = 0):
+        self.stream, self.cfg, self.epoch = stream, cfg, epoch
+        self.items = stream.positions(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int) -> dict:
+        import numpy as np
+        from torchcodec.decoders import VideoDecoder
+
+        stream, sample_id = self.stream, self.items[position]
+        ref, members = stream.shards.samples[sample_id], stream.shards.fetch(sample_id)
+        ext = stream.shards.extension
+        if stream.kind == "eval":
+            job = plan_eval(ref, members, ext, stream.clips, stream.eval_clips, stream.eval_crops)
+        else:
+            rng = np.random.default_rng([stream.seed, 99, self.epoch, stream.rank, position])
+            job = plan_train(ref, members, ext, stream.clips, rng)
+        union, orders = job.union()
+        decoded = VideoDecoder(job.video, seek_mode="approximate").get_frames_at(union).data  # (F, C, H, W) uint8
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)) if stream.kind != "eval" else 0)
+        out = {"label": job.label, "id": job.id}
+        for model, clip_cfg in stream.clips.items():
+            clip = decoded[orders[model]]
+            if stream.kind == "eval":
+                out[f"{model}.eval"] = self._eval_views(clip, clip_cfg, job.crops)
+                continue
+            out[f"{model}.weak"] = self._weak(clip, clip_cfg, self.cfg.augment, gen)
+            if stream.kind == "unlabeled":
+                out[f"{model}.strong"] = self._strong(clip, clip_cfg, self.cfg.augment, gen)
+        return out
+
+    def _spatial(self, clip, clip_cfg: ClipConfig, aug: AugmentConfig, gen) -> torch.Tensor:
+        lo, hi = aug.scale
+        r = torch.rand(4, generator=gen).tolist()
+        x = _resize_short(clip, round((lo + (hi - lo) * r[0]) * clip_cfg.size))
+        x = _crop(x, clip_cfg.size, r[1], r[2])
+        return x.flip(-1) if aug.flip and r[3] < 0.5 else x
+
+    def _weak(self, clip, clip_cfg: ClipConfig, aug: AugmentConfig, gen) -> torch.Tensor:
+        return _normalize(self._spatial(clip, clip_cfg, aug, gen), self.cfg.mean, self.cfg.std)
+
+    def _strong(self, clip, clip_cfg: ClipConfig, aug: AugmentConfig, gen) -> torch.Tensor:
+        from torchvision.transforms import v2
+
+        x = self._spatial(clip, clip_cfg, aug, gen).round().clamp(0, 255).to(torch.uint8)
+        if aug.rand_augment_n:  # leading dims are a batch: one op draw for every frame of the clip
+            x = v2.RandAugment(num_ops=aug.rand_augment_n, magnitude=aug.rand_augment_m)(x)
+        return _normalize(x.float(), self.cfg.mean, self.cfg.std)
+
+    def _eval_views(self, clip, clip_cfg: ClipConfig, crops) -> torch.Tensor:
+        k, size = self.stream.eval_clips, clip_cfg.size
+        x = _resize_short(clip, size, antialias=True)  # as the DALI graph: antialiased for evaluation
+        views = [_normalize(_crop(x, size, px, py), self.cfg.mean, self.cfg.std) for px, py in crops]
+        v = torch.stack(views)  # (crops, C, K*T, S, S)
+        c, kt = v.shape[1], v.shape[2]
+        return (
+            v.view(len(crops), c, k, kt // k, size, size).permute(2, 0, 1, 3, 4, 5).reshape(-1, c, kt // k, size, size)
+        )
+
+
+def torchcodec_loader(stream: SampleStream, cfg: LoaderConfig, workers: int, epoch: int = 0) -> DataLoader:
+    return DataLoader(
+        TorchcodecClips(stream, cfg, epoch),
+        batch_size=stream.batch_size,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=cfg.prefetch if workers else None,
+    )
