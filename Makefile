@@ -4,13 +4,16 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo lint bench-prepare
+.PHONY: setup test test-fast demo lint bench-prepare bench-loader models-table
 
 setup:
 	@VENV=$(VENV) bash tools/setup.sh
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: setup
 	$(BIN)/actnet demo
@@ -21,3 +24,9 @@ lint: setup
 
 bench-prepare: setup
 	$(BIN)/actnet benchmark prepare --results docs/benchmarks.md
+
+bench-loader: setup
+	$(BIN)/actnet benchmark loader --results docs/benchmarks.md
+
+models-table: setup
+	$(BIN)/python tools/model_table.py --out docs/models.md
