@@ -356,3 +356,16 @@ def test_benchmark_loader_records_its_figures(indexed, tmp_path):
     for row in data["streams"]:
         assert row["dali"]["clips_per_s"] > 0 and row["torchcodec"]["clips_per_s"] > 0
     assert len(data["readers"]) == 3 and "| unlabeled (train) | 2 |" in results.read_text()
+
+
+@pytest.mark.gpu
+def test_gpu_backend_decodes_the_same_frames(indexed):
+    cfg = replace(CFG, device="gpu", augment=replace(CFG.augment, rand_augment_n=0))  # levels must survive
+    for kind, set_name in (("unlabeled", "train"), ("eval", "test")):
+        batch = next(iter(make_loader(str(indexed), set_name, kind, cfg)))
+        for (model, view), clips in batch.views.items():
+            assert clips.is_cuda and clips.dtype == torch.float32
+            clips = clips.cpu() if view != "eval" else clips.cpu()[:, 0]  # eval: the first clip, first crop
+            for i in range(len(batch)):
+                expected = batch.frames[model][i][: clips.shape[2]]
+                assert decode_levels(clips[i])[0].tolist() == expected, (model, view)
