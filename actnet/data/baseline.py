@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
-from actnet.data.sampling import SampleStream, plan_eval, plan_train
+from actnet.data.sampling import SampleStream
 
 
 def _resize_short(frames: torch.Tensor, short: int, antialias: bool = False) -> torch.Tensor:
@@ -48,20 +48,13 @@ class TorchcodecClips(Dataset):
         return len(self.items)
 
     def __getitem__(self, position: int) -> dict:
-        import numpy as np
         from torchcodec.decoders import VideoDecoder
 
-        stream, sample_id = self.stream, self.items[position]
-        ref, members = stream.shards.samples[sample_id], stream.shards.fetch(sample_id)
-        ext = stream.shards.extension
-        if stream.kind == "eval":
-            job = plan_eval(ref, members, ext, stream.clips, stream.eval_clips, stream.eval_crops)
-        else:
-            rng = np.random.default_rng([stream.seed, 99, self.epoch, stream.rank, position])
-            job = plan_train(ref, members, ext, stream.clips, rng)
+        stream = self.stream
+        job = stream.plan(self.items[position], self.epoch, position)  # the DALI loader's samples and frames
         union, orders = job.union()
         decoded = VideoDecoder(job.video, seek_mode="approximate").get_frames_at(union).data  # (F, C, H, W) uint8
-        gen = torch.Generator().manual_seed(int(rng.integers(2**31)) if stream.kind != "eval" else 0)
+        gen = torch.Generator().manual_seed(stream.seed * 1_000_003 + self.epoch * 10_007 + position)
         out = {"label": job.label, "id": job.id}
         for model, clip_cfg in stream.clips.items():
             clip = decoded[orders[model]]

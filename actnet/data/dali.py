@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +37,7 @@ from nvidia.dali import Pipeline, fn, pipeline_def, types
 from nvidia.dali import ops as dali_ops
 from nvidia.dali.auto_aug import rand_augment
 from nvidia.dali.plugin.pytorch import feed_ndarray
+from nvidia.dali.tensors import TensorGPU
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
 from actnet.data.sampling import Job, SampleStream, ShardSet
@@ -89,11 +90,18 @@ class _Feeder:
     then (evaluation) the crop positions. ``decode_only`` feeds just the first two (for probing one sample).
     """
 
-    def __init__(self, jobs: Iterator[list[Job]], models: list[str], with_crops: bool, decode_only: bool = False):
+    def __init__(
+        self,
+        jobs: Iterator[list[Job]],
+        models: list[str],
+        with_crops: bool,
+        decode_only: bool = False,
+        clean: Callable[[list[Job]], list[Job]] | None = None,  # replaces jobs of samples found bad since
+    ):
         self.jobs, self.models, self.with_crops, self.decode_only = jobs, models, with_crops, decode_only
+        self.clean = clean
         self.requeued: deque[list[Job]] = deque()
         self.in_flight: deque[list[Job]] = deque()
-        self.clean = None  # optional: replaces jobs of samples found bad since they were planned
 
     def dtypes(self) -> list:
         if self.decode_only:
@@ -285,8 +293,7 @@ class DaliLoader:
         return int(mixed.generate_state(1)[0] & 0x7FFFFFFF)
 
     def __iter__(self) -> Iterator[Batch]:
-        feeder = _Feeder(self.stream.batches(self.epoch), self.models, self.kind == "eval")
-        feeder.clean = self._clean
+        feeder = _Feeder(self.stream.batches(self.epoch), self.models, self.kind == "eval", clean=self._clean)
         pipe = self._pipeline(feeder, self.stream.batch_size, self._seed())
         while True:
             try:
@@ -329,7 +336,7 @@ class DaliLoader:
             types.INT64: torch.int64,
             types.UINT8: torch.uint8,
         }[t.dtype]
-        gpu = self.device == "gpu" and hasattr(t, "data_ptr") and type(t).__name__ == "TensorGPU"
+        gpu = isinstance(t, TensorGPU)  # augmented views on a GPU pipeline; ids and labels stay on the CPU
         out = torch.empty(t.shape(), dtype=dtype, device="cuda" if gpu else "cpu")
         feed_ndarray(t, out, cuda_stream=torch.cuda.current_stream() if gpu else None)
         return out

@@ -53,15 +53,10 @@ class ShardSet:
     def __init__(self, url: str, set_name: str):
         self.url, self.name = str(url), set_name
         self.storage: Storage = open_storage(url)
-        where = self.storage.url(info_name(set_name))
-        try:
-            self.info = ShardSetInfo.from_json(self.storage.read_bytes(info_name(set_name)))
-        except FileNotFoundError:
-            raise ActnetError(f"{where}: no such shard set (was `actnet prepare` run, and did it finish?)") from None
-        except Exception as err:
-            if type(err).__name__ in ("NoSuchKey", "ClientError"):
-                raise ActnetError(f"{where}: no such shard set (was `actnet prepare` run?)") from None
-            raise
+        if not self.storage.exists(info_name(set_name)):
+            where = self.storage.url(info_name(set_name))
+            raise ActnetError(f"{where}: no such shard set (was `actnet prepare` run, and did it finish?)")
+        self.info = ShardSetInfo.from_json(self.storage.read_bytes(info_name(set_name)))
         self.samples: list[SampleRef] = []
         for shard in self.info.shards:
             where = self.storage.url(shard.index)
@@ -285,7 +280,8 @@ class SampleStream:
                 return candidate
         return None
 
-    def _plan(self, sample_id: int, epoch: int, position: int) -> Job:
+    def plan(self, sample_id: int, epoch: int, position: int) -> Job:
+        """Read sample ``sample_id`` and choose its frames as position ``position`` of ``epoch``."""
         ref = self.shards.samples[sample_id]
         members = self.shards.fetch(sample_id)
         if self.kind == "eval":
@@ -337,7 +333,7 @@ class SampleStream:
 
     def _plan_checked(self, sample_id: int, epoch: int, position: int) -> Job | None:
         sample_id = self._substitute(sample_id, epoch)
-        return None if sample_id is None else self._plan(sample_id, epoch, position)
+        return None if sample_id is None else self.plan(sample_id, epoch, position)
 
     def close(self) -> None:
         if self._pool is not None:
