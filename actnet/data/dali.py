@@ -158,7 +158,8 @@ def _normalize(x, mean, std, **crop):
 
 def _short_side_jitter(clip, size: int, aug: AugmentConfig):
     lo, hi = aug.scale
-    return fn.resize(clip, resize_shorter=fn.random.uniform(range=[lo * size, hi * size]), antialias=False)
+    shorter = fn.random.uniform(range=[lo * size, hi * size]) if hi > lo else float(lo * size)  # DALI wants lo < hi
+    return fn.resize(clip, resize_shorter=shorter, antialias=False)
 
 
 def _flip_draw(aug: AugmentConfig):
@@ -287,14 +288,20 @@ class DaliLoader:
 
     # ------------------------------------------------------------------------------------------- iteration
 
-    def _seed(self) -> int:
+    def _seed(self, epoch: int, skip: int) -> int:
         tag = {"labeled": 1, "unlabeled": 2, "eval": 3}[self.kind]
-        mixed = np.random.SeedSequence([self.cfg.seed, tag, self.stream.rank, self._rebuilds])
+        mixed = np.random.SeedSequence([self.cfg.seed, tag, self.stream.rank, epoch, skip, self._rebuilds])
         return int(mixed.generate_state(1)[0] & 0x7FFFFFFF)
 
     def __iter__(self) -> Iterator[Batch]:
-        feeder = _Feeder(self.stream.batches(self.epoch), self.models, self.kind == "eval", clean=self._clean)
-        pipe = self._pipeline(feeder, self.stream.batch_size, self._seed())
+        return self.iterate(self.epoch)
+
+    def iterate(self, epoch: int, skip: int = 0) -> Iterator[Batch]:
+        """Batches from batch ``skip`` of ``epoch`` on, with augmentation seeded by (seed, stream, rank, epoch,
+        skip): two iterations started at the same place give the same batches, which is what makes a resumed
+        training run repeat an uninterrupted one (the trainer restarts its loaders at every checkpoint)."""
+        feeder = _Feeder(self.stream.batches(epoch, skip), self.models, self.kind == "eval", clean=self._clean)
+        pipe = self._pipeline(feeder, self.stream.batch_size, self._seed(epoch, skip))
         while True:
             try:
                 outputs = pipe.run()
@@ -304,7 +311,7 @@ class DaliLoader:
                 del pipe
                 self._recover(feeder, err)
                 self._rebuilds += 1
-                pipe = self._pipeline(feeder, self.stream.batch_size, self._seed())
+                pipe = self._pipeline(feeder, self.stream.batch_size, self._seed(epoch, skip))
                 continue
             jobs = feeder.in_flight.popleft()
             yield self._batch(outputs, jobs)

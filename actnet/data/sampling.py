@@ -296,10 +296,11 @@ class SampleStream:
         """After ``job``'s sample was marked bad: the sample training reads in its place (evaluation: None)."""
         return self._plan_checked(job.id, job.epoch, job.position)
 
-    def batches(self, epoch: int = 0) -> Iterator[list[Job]]:
-        """Lists of ``batch_size`` jobs (the last evaluation batch may be shorter)."""
+    def batches(self, epoch: int = 0, skip: int = 0) -> Iterator[list[Job]]:
+        """Lists of ``batch_size`` jobs (the last evaluation batch may be shorter), from batch ``skip`` of
+        ``epoch`` on: a training run resumed at step s of an epoch reads exactly what it would have read."""
         batch: list[Job] = []
-        for job in self._prefetched(epoch):
+        for job in self._prefetched(epoch, skip * self.batch_size):
             batch.append(job)
             if len(batch) == self.batch_size:
                 yield batch
@@ -307,15 +308,15 @@ class SampleStream:
         if batch:
             yield batch
 
-    def _prefetched(self, epoch: int) -> Iterator[Job]:
+    def _prefetched(self, epoch: int, skip: int) -> Iterator[Job]:
         """Planned jobs in order; with a pool, up to ``lookahead`` batches are read ahead."""
         if self._pool is None:
-            for item in self._ids(epoch):
+            for item in self._ids(epoch, skip):
                 if (job := self._plan_checked(*item)) is not None:
                     yield job
             return
         futures: deque = deque()
-        for item in self._ids(epoch):
+        for item in self._ids(epoch, skip):
             futures.append(self._pool.submit(self._plan_checked, *item))
             if len(futures) > self._window and (job := futures.popleft().result()) is not None:
                 yield job
@@ -323,10 +324,12 @@ class SampleStream:
             if (job := futures.popleft().result()) is not None:
                 yield job
 
-    def _ids(self, epoch: int) -> Iterator[tuple[int, int, int]]:
+    def _ids(self, epoch: int, skip: int = 0) -> Iterator[tuple[int, int, int]]:
         while True:
             for position, sample_id in enumerate(self.positions(epoch)):
-                yield sample_id, epoch, position
+                if position >= skip:
+                    yield sample_id, epoch, position
+            skip = 0
             if self.kind == "eval":
                 return
             epoch += 1
