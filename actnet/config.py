@@ -239,3 +239,312 @@ class LoaderConfig:
         if self.auxiliary is not None:
             out["auxiliary"] = self.auxiliary
         return out
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which shard sets a run reads: ``<url>/<labeled>``, ``<url>/<unlabeled>``, ``<url>/<test>``."""
+
+    url: str = ""  # an <out>/<dataset>/<split> folder or s3:// prefix written by `actnet prepare` (--data)
+    labeled: str = "labeled-1pct-seed0"  # the labeled subset's set name; --labeled 1% picks labeled-1pct-seed<seed>
+    unlabeled: str = "train"  # every training video; its labels are never read
+    test: str = "test"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The two architectures (presets of actnet.models) and their projection heads."""
+
+    primary: str = "r3d50"  # Z, the 3D-CNN
+    auxiliary: str | None = "timesformer_s"  # A, the transformer; null trains the primary alone
+    drop_rate: float = 0.0  # dropout before each classifier
+    drop_path_rate: float = 0.1  # stochastic depth (transformers)
+    projection_dim: int = 128  # m(.) output (METHOD.md 2.3)
+    projection_hidden: int = 512
+    pretrained_primary: str | None = None  # local 2D/3D checkpoint files (nothing is downloaded)
+    pretrained_auxiliary: str | None = None
+
+    def presets(self) -> dict[str, str]:
+        out = {"primary": self.primary}
+        if self.auxiliary:
+            out["auxiliary"] = self.auxiliary
+        return out
+
+
+TEACHING = ("cross", "self", "none")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """L = L_s + gamma (L_u^Z + L_u^A) + beta L_ca (METHOD.md section 2). Baselines are settings of it."""
+
+    teaching: str = "cross"  # cross: each model pseudo-labels the other; self: FixMatch; none: supervised only
+    threshold: float = 0.95  # tau (our choice, FixMatch)
+    gamma: float = 1.0  # pseudo-label weight, once the supervised warm-up is over (our choice)
+    beta: float = 0.5  # contrastive weight (our choice, LTG); 0 turns the term off
+    temperature: float = 0.5  # NT-Xent temperature (our choice, LTG/TCL)
+    symmetric: bool = False  # also anchor the contrastive loss on the auxiliary (the paper anchors on Z)
+    supervised_epochs: float = 30.0  # pseudo-labels switch on after this many epochs (our choice, LTG)
+
+    def __post_init__(self) -> None:
+        if self.teaching not in TEACHING:
+            raise ActnetError(f"objective.teaching must be one of {', '.join(TEACHING)}, not {self.teaching!r}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ActnetError(f"objective.threshold must be within [0, 1], not {self.threshold}")
+        if self.gamma < 0 or self.beta < 0 or self.temperature <= 0 or self.supervised_epochs < 0:
+            raise ActnetError("objective gamma, beta and supervised_epochs must be >= 0 and temperature > 0")
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        return (self.teaching != "none" and self.gamma > 0) or self.beta > 0
+
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """One model's optimizer; norms, biases and embeddings get no weight decay."""
+
+    name: str = "sgd"
+    lr: float = 0.1  # peak learning rate for the recipe's global batch (not rescaled automatically)
+    momentum: float = 0.9  # SGD momentum / AdamW beta1
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    betas2: float = 0.999  # AdamW beta2
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ActnetError(f"optim name must be one of {', '.join(OPTIMIZERS)}, not {self.name!r}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ActnetError(f"optim lr must be > 0 and weight_decay >= 0, not {self.lr}, {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class OptimizersConfig:
+    primary: OptimConfig = field(default_factory=OptimConfig)
+    auxiliary: OptimConfig = field(default_factory=OptimConfig)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The loop: length, schedule, precision, checkpoints, logging."""
+
+    epochs: int = 250  # (ActNetFormer's table)
+    steps_per_epoch: int = 0  # 0: one pass over the unlabeled set (the labeled set when it is not used)
+    warmup_epochs: float = 5.0  # linear learning-rate warm-up, then cosine to min_lr_ratio x peak
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm per model; 0: off
+    ema: float = 0.0  # decay of an exponential moving average of each model (evaluated instead); 0: off
+    compile: bool = False  # torch.compile both models
+    precision: str = "auto"  # auto: bf16 autocast on a GPU, fp32 on the CPU
+    channels_last: bool = False  # channels_last_3d memory format (GPU convolutions)
+    log_every: int = 10  # steps between metric lines (the only host syncs)
+    ckpt_every: int = 0  # steps between checkpoints; 0: at the end of every epoch
+    eval_every: int = 1  # epochs between quick evaluations (1 clip x 1 crop on the test set); 0: off
+    keep: int = 1  # step checkpoints kept besides last.pt
+    seed: int = 0
+    max_steps: int = 0  # stop after this many steps in total (tests, smoke runs); 0: no limit
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.steps_per_epoch < 0 or self.max_steps < 0:
+            raise ActnetError("train epochs must be >= 1, steps_per_epoch and max_steps >= 0")
+        if self.precision not in PRECISIONS:
+            raise ActnetError(f"train precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ActnetError(f"train ema must be within [0, 1), not {self.ema}")
+        if self.log_every < 1 or self.ckpt_every < 0 or self.eval_every < 0 or self.keep < 0:
+            raise ActnetError("train log_every must be >= 1; ckpt_every, eval_every and keep >= 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`actnet evaluate`: views per test video (the loader's eval_clips/eval_crops for this run)."""
+
+    clips: int = 10  # K temporal clips (METHOD.md: 10 x 3; 1 x 1 is the quick mode)
+    crops: int = 3
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.clips < 1 or self.crops not in (1, 3) or self.batch_size < 1:
+            raise ActnetError(f"evaluate needs clips >= 1, crops 1 or 3, batch_size >= 1, not {self}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `actnet train` reads; each component gets only its slice."""
+
+    name: str = "run"
+    out: str = "runs"  # the run folder is <out>/<name>
+    data: DataConfig = field(default_factory=DataConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimizersConfig = field(default_factory=OptimizersConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if (self.model.auxiliary is None) != (self.loader.auxiliary is None):
+            raise ActnetError(
+                "model.auxiliary and loader.auxiliary must both be set or both be null (one clip per model)"
+            )
+        if self.model.auxiliary is None and self.objective.teaching == "cross":
+            raise ActnetError("objective.teaching=cross needs two models; use self (FixMatch) or none with one")
+        if self.model.auxiliary is None and self.objective.beta > 0:
+            raise ActnetError("objective.beta > 0 (the contrastive term) needs two models; set it to 0")
+
+    @property
+    def run_dir(self) -> str:
+        return f"{self.out.rstrip('/')}/{self.name}"
+
+
+# ------------------------------------------------------------------ dicts, YAML recipes and --set overrides
+
+
+def to_dict(cfg) -> dict:
+    """A config as plain data (tuples become lists), the form recipes and checkpoints hold."""
+    import dataclasses
+
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(cfg)
+
+
+def _coerce(kind, value, where: str):
+    """``value`` (plain data) as the annotated type ``kind``; ``where`` names the key in errors."""
+    import dataclasses
+    import types
+    import typing
+
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if dataclasses.is_dataclass(kind):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ActnetError(f"{where}: expected a mapping, not {value!r}")
+        return from_dict(kind, value, where)
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        inner = args[0] if args else str
+        if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
+            return tuple(_coerce(inner, v, where) for v in items)
+        if len(items) != len(args):
+            raise ActnetError(f"{where}: expected {len(args)} values, not {value!r}")
+        return tuple(_coerce(a, v, where) for a, v in zip(args, items))
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, str, bool) and type(value) is not kind:
+        raise ActnetError(f"{where}: expected {kind.__name__}, not {value!r}")
+    return value
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Build dataclass ``cls`` from plain data; unknown keys are errors that name the key."""
+    import dataclasses
+    import difflib
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            raise ActnetError(f"unknown config key {path!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+        kwargs[key] = _coerce(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep merge of plain-data configs: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        elif isinstance(value, dict) and out.get(key) is None:
+            out[key] = merge({}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict:
+    """``["a.b=c", ...]`` as a nested mapping; values are YAML (``0.5``, ``null``, ``[4, 8]``, ``true``)."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ActnetError(f"--set {item!r}: expected key.path=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as err:
+            raise ActnetError(f"--set {item!r}: the value is not valid YAML ({err.__class__.__name__})") from None
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ActnetError(f"--set {item!r}: {part} was already given a value")
+        node[leaf] = value
+    return out
+
+
+def read_recipe(path: str) -> dict:
+    """A YAML recipe as plain data (a file path, or the name of one in the repo's ``recipes/``)."""
+    from pathlib import Path
+
+    import yaml
+
+    file = Path(path)
+    if not file.exists() and not file.suffix:
+        file = Path(__file__).resolve().parent.parent / "recipes" / f"{path}.yaml"
+    if not file.is_file():
+        raise ActnetError(f"--recipe {path}: no such file (and no recipes/{Path(path).stem}.yaml)")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ActnetError(f"--recipe {file}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ActnetError(f"--recipe {file}: expected a mapping at the top level")
+    return data
+
+
+def resolve_run_config(recipe: str | None = None, sets=(), options: dict | None = None) -> RunConfig:
+    """Defaults < recipe < ``--set`` < first-class options (a nested mapping, ``None`` values ignored)."""
+    data = to_dict(RunConfig())
+    if recipe:
+        data = merge(data, read_recipe(recipe))
+    data = merge(data, parse_set(sets))
+    data = merge(data, drop_none(options or {}))
+    return from_dict(RunConfig, data)
+
+
+def drop_none(tree: dict) -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            if value := drop_none(value):
+                out[key] = value
+        elif value is not None:
+            out[key] = value
+    return out
