@@ -1,0 +1,235 @@
+"""Multi-view evaluation of both models and their ensemble, from a checkpoint alone.
+
+Each test video gives K clips x crops views; a model's prediction for the video is the mean of its softmax
+over the views, the ensemble's the mean of the two models' predictions. Under ``torchrun`` every rank
+evaluates its own videos (the loader gives video i to rank i % world, once) and the per-video predictions
+are gathered after the loop, so every video counts exactly once whatever the number of ranks.
+
+    report = evaluate_checkpoint("runs/demo/last.pt")      # or: actnet evaluate runs/demo/last.pt
+    report["models"]["ensemble"]["top1"]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from actnet.config import EvalConfig, LoaderConfig, RunConfig
+from actnet.errors import ActnetError
+
+
+def ensemble_name(roles: list[str]) -> list[str]:
+    """The rows of a report: each model, and ``ensemble`` when there are two."""
+    return [*roles, "ensemble"] if len(roles) > 1 else list(roles)
+
+
+@torch.no_grad()
+def predict(models: dict[str, nn.Module], loader, device: torch.device, autocast) -> dict:
+    """Per-video mean softmax of each model over the loader's views: {"ids", "labels", "probs": {role: (N, K)}}.
+
+    ``loader`` yields evaluation batches (views (B, V, C, T, S, S)); only this rank's videos are seen.
+    """
+    for m in models.values():
+        m.eval()
+    ids, labels, probs = [], [], {role: [] for role in models}
+    for batch in loader:
+        for role, model in models.items():
+            x = batch[role, "eval"]
+            b, v = x.shape[:2]
+            x = x.to(device, non_blocking=True).flatten(0, 1)
+            with autocast():
+                logits = model(x)
+            probs[role].append(logits.float().softmax(-1).view(b, v, -1).mean(1).cpu())
+        ids.append(batch.ids)
+        labels.append(batch.label)
+    if not ids:  # a rank with no videos (more ranks than test videos)
+        empty = torch.zeros(0, dtype=torch.long)
+        return {"ids": empty, "labels": empty, "probs": {role: torch.zeros(0, 0) for role in models}}
+    return {
+        "ids": torch.cat(ids),
+        "labels": torch.cat(labels),
+        "probs": {role: torch.cat(p) for role, p in probs.items()},
+    }
+
+
+def gather(pred: dict) -> dict:
+    """All ranks' predictions on every rank, one row per video id (sorted by id)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, pred)
+    else:
+        parts = [pred]
+    skipped = [bad for p in parts for bad in p.get("skipped", [])]
+    parts = [p for p in parts if len(p["ids"])] or parts[:1]
+    ids = torch.cat([p["ids"] for p in parts])
+    order = torch.argsort(ids)
+    if len(torch.unique(ids)) != len(ids):
+        raise RuntimeError("evaluation saw a video twice across ranks")
+    return {
+        "ids": ids[order],
+        "labels": torch.cat([p["labels"] for p in parts])[order],
+        "probs": {role: torch.cat([p["probs"][role] for p in parts])[order] for role in parts[0]["probs"]},
+        "skipped": skipped,
+    }
+
+
+def metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
+    """top-1, top-5, mean class accuracy, per-class accuracy and the confusion matrix (rows: true class)."""
+    n = len(labels)
+    top = probs.topk(min(5, probs.shape[1]), dim=1).indices
+    pred = top[:, 0]
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    confusion.index_put_((labels, pred), torch.ones(n, dtype=torch.long), accumulate=True)
+    per_class_total = confusion.sum(1)
+    per_class = [
+        (confusion[c, c].item() / per_class_total[c].item()) if per_class_total[c] else None for c in range(num_classes)
+    ]
+    present = [a for a in per_class if a is not None]
+    return {
+        "videos": n,
+        "top1": (pred == labels).float().mean().item() if n else math.nan,
+        "top5": (top == labels[:, None]).any(1).float().mean().item() if n else math.nan,
+        "mean_class_accuracy": float(np.mean(present)) if present else math.nan,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def summarize(pred: dict, num_classes: int) -> dict[str, dict]:
+    """Metrics of each model and (with two) the ensemble, the mean of their softmax."""
+    probs = dict(pred["probs"])
+    if len(probs) > 1:
+        probs["ensemble"] = torch.stack(list(probs.values())).mean(0)
+    return {role: metrics(p, pred["labels"], num_classes) for role, p in probs.items()}
+
+
+def plot_confusion(report: dict, path: Path) -> Path:
+    """One confusion matrix per row of the report (primary, auxiliary, ensemble), side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = report["classes"]
+    rows = list(report["models"])
+    n = len(classes)
+    side = max(3.5, 0.32 * n + 2)
+    fig, axes = plt.subplots(1, len(rows), figsize=(side * len(rows), side), squeeze=False)
+    for ax, role in zip(axes[0], rows):
+        m = np.asarray(report["models"][role]["confusion"], dtype=float)
+        norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        ax.set_title(f"{role}: top-1 {100 * report['models'][role]['top1']:.1f}%")
+        ticks = range(n) if n <= 40 else []
+        ax.set_xticks(list(ticks), [classes[i] for i in ticks], rotation=90, fontsize=7)
+        ax.set_yticks(list(ticks), [classes[i] for i in ticks], fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if n <= 20:
+            for i in range(n):
+                for j in range(n):
+                    if m[i, j]:
+                        ax.text(
+                            j,
+                            i,
+                            int(m[i, j]),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black",
+                        )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    data: str | None = None,
+    set_name: str | None = None,
+    eval_cfg: EvalConfig | None = None,
+    device: str | None = None,
+    use_ema: bool = True,
+    out: str | Path | None = None,
+) -> dict:
+    """Evaluate a training checkpoint; writes ``eval-<set>-<K>x<crops>.json`` and a confusion PNG to ``out``
+    (default: the checkpoint's folder) on rank 0, and returns the report on every rank."""
+    from actnet.train import autocast_for, build_models, dist_info, load_checkpoint, model_device
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "last.pt"
+    ckpt = load_checkpoint(checkpoint)
+    cfg: RunConfig = ckpt["run_config"]
+    eval_cfg = eval_cfg or cfg.eval
+    loader_cfg = replace(
+        cfg.loader,
+        eval_clips=eval_cfg.clips,
+        eval_crops=eval_cfg.crops,
+        eval_batch_size=eval_cfg.batch_size,
+        device=device or cfg.loader.device,
+    )
+    rank, world = dist_info()
+    dev = model_device(loader_cfg.device)
+    models = {r: s.backbone for r, s in build_models(cfg.model, ckpt["num_classes"], projection=False).items()}
+    weights = ckpt["ema"] if (use_ema and ckpt.get("ema")) else ckpt["models"]
+    for role, model in models.items():
+        model.load_state_dict(weights[role])
+        model.to(dev)
+    set_name = set_name or cfg.data.test
+    url = data or cfg.data.url
+    report = run_evaluation(models, url, set_name, loader_cfg, dev, autocast_for(cfg.train.precision, dev), rank, world)
+    report.update(
+        checkpoint=str(checkpoint),
+        step=ckpt["step"],
+        weights="ema" if weights is ckpt.get("ema") else "model",
+        classes=ckpt["class_names"],
+    )
+    if rank == 0:
+        folder = Path(out) if out else checkpoint.parent
+        stem = f"eval-{set_name}-{eval_cfg.clips}x{eval_cfg.crops}"
+        write_report(report, folder / f"{stem}.json")
+        report["confusion_png"] = str(plot_confusion(report, folder / f"{stem}-confusion.png"))
+    return report
+
+
+def run_evaluation(models, url, set_name, loader_cfg: LoaderConfig, dev, autocast, rank=0, world=1) -> dict:
+    """Predict every video of ``<url>/<set_name>`` (this rank's share), gather, and score."""
+    from actnet.data.dali import make_loader
+
+    loader = make_loader(url, set_name, "eval", loader_cfg, rank=rank, world=world)
+    try:
+        pred = predict(models, loader, dev, autocast)
+        pred["skipped"] = loader.bad
+        pred = gather(pred)
+    finally:
+        loader.stream.close()
+    classes = loader.stream.shards.info.classes
+    if len(pred["ids"]) == 0:
+        raise ActnetError(f"{url}/{set_name}: no test video could be evaluated")
+    return {
+        "set": set_name,
+        "views": f"{loader_cfg.eval_clips}x{loader_cfg.eval_crops}",
+        "videos": len(pred["ids"]),
+        "skipped": pred["skipped"],
+        "models": summarize(pred, len(classes)),
+        "classes": list(classes),
+    }
+
+
+def write_report(report: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(path)
+    return path
