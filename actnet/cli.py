@@ -448,25 +448,191 @@ def inspect_command(
         out.print(f"contact sheet: {png}")
 
 
-@app.command("demo", help="Everything on the built-in synthetic set, CPU-friendly: prepare, then inspect.")
+# actnet train, actnet evaluate, actnet demo
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def labeled_set_name(text: str) -> str:
+    """``--labeled``: a spec as prepare takes it (1%, 10/class, 5%-random; seed 0) or a set name."""
+    from actnet.data.splits import parse_labeled
+
+    return text if text.startswith("labeled-") else parse_labeled(text).set_name(0)
+
+
+def run_training(cfg, resume: str | None = None) -> dict:
+    """Train one run, print where its files are; returns the final quick evaluation."""
+    import logging
+
+    from actnet.train import Trainer
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    trainer = Trainer(cfg, resume=resume)
+    if trainer.main:
+        roles = ", ".join(f"{r} {s.backbone.preset}" for r, s in trainer.students.items())
+        counts = ", ".join(f"{name} {len(loader.stream.shards)}" for name, loader in trainer.loaders.items())
+        out.print(
+            f"[bold]{cfg.name}[/]: {roles}; videos: {counts}; {trainer.steps_per_epoch} steps/epoch x "
+            f"{cfg.train.epochs} epochs on {trainer.device} ({trainer.world} process(es))"
+            + (f", resumed at step {trainer.step}" if resume else "")
+        )
+    result = trainer.fit()
+    if trainer.main:
+        top1 = ", ".join(f"{r} {100 * v:.1f}%" for r, v in result.items())
+        out.print(f"done: {trainer.run_dir}/last.pt" + (f"; quick eval top-1: {top1}" if top1 else ""))
+    return result
+
+
+@app.command("train", help="Train ActNetFormer (or a baseline, by config) on prepared shards.")
+@handle_errors
+def train_command(
+    recipe: Annotated[str | None, typer.Option(help="A YAML recipe: a file or a name in recipes/.")] = None,
+    data: Annotated[str | None, typer.Option(help="Shard folder <out>/<dataset>/<split> or s3:// prefix.")] = None,
+    labeled: Annotated[str | None, typer.Option(help="Labeled subset: 1%, 10/class, ... or a set name.")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Parent folder of run folders.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (the run folder is <out>/<name>).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    device: Annotated[DeviceChoice | None, typer.Option(help="Where to decode and train.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of initialisation, sampling and augmentation.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config key: a.b=value (repeatable).")
+    ] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue from a checkpoint file or run folder.")] = None,
+):
+    from actnet.config import from_dict, merge, parse_set, resolve_run_config, to_dict
+    from actnet.train import load_checkpoint
+
+    options = {
+        "name": name,
+        "out": out_dir,
+        "data": {"url": data, "labeled": labeled_set_name(labeled) if labeled else None},
+        "train": {"epochs": epochs, "seed": seed},
+        "loader": {"device": device.value if device else None},
+    }
+    if resume:  # the checkpoint's own config, with this command's overrides on top
+        from actnet.config import RunConfig, drop_none
+
+        base = to_dict(load_checkpoint(resume).get("run_config"))
+        cfg = from_dict(RunConfig, merge(merge(base, parse_set(set_ or [])), drop_none(options)))
+    else:
+        cfg = resolve_run_config(recipe, set_ or [], options)
+    if not cfg.data.url:
+        raise ActnetError("--data is required (a folder written by `actnet prepare`, e.g. shards/ucf101/split1)")
+    run_training(cfg, resume)
+
+
+def print_report(report: dict, title: str) -> None:
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in ("model", "top-1", "top-5", "mean class acc", "videos"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for role, m in report["models"].items():
+        table.add_row(
+            role,
+            f"{100 * m['top1']:.1f}",
+            f"{100 * m['top5']:.1f}",
+            f"{100 * m['mean_class_accuracy']:.1f}",
+            str(m["videos"]),
+        )
+    out.print(table)
+
+
+@app.command("evaluate", help="Multi-view top-1/top-5 of both models and their ensemble, from a checkpoint.")
+@handle_errors
+def evaluate_command(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint file or a run folder (its last.pt).")],
+    data: Annotated[str | None, typer.Option(help="Shard folder (default: the one the run trained on).")] = None,
+    set_name: Annotated[str | None, typer.Option("--set", help="Shard set to evaluate (default: test).")] = None,
+    clips: Annotated[int, typer.Option(help="Temporal clips per video (K).")] = 10,
+    crops: Annotated[int, typer.Option(help="Spatial crops per clip: 1 or 3.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Videos per batch.")] = 4,
+    device: Annotated[DeviceChoice | None, typer.Option(help="Where to decode and run the models.")] = None,
+    ema: Annotated[bool, typer.Option(help="Use the EMA weights when the run kept them.")] = True,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where the report goes (default: next to it).")] = None,
+):
+    from actnet.config import EvalConfig
+    from actnet.evaluate import evaluate_checkpoint
+    from actnet.train import dist_info, model_device, setup_distributed
+
+    setup_distributed(model_device(device.value if device else "auto"))
+    report = evaluate_checkpoint(
+        checkpoint,
+        data=data,
+        set_name=set_name,
+        eval_cfg=EvalConfig(clips=clips, crops=crops, batch_size=batch_size),
+        device=device.value if device else None,
+        use_ema=ema,
+        out=out_dir,
+    )
+    if dist_info()[0] == 0:
+        print_report(
+            report, f"{report['set']}: {report['videos']} videos, {report['views']} views, step {report['step']}"
+        )
+        if report["skipped"]:
+            out.print(f"[yellow]{len(report['skipped'])} videos did not decode and were left out[/]")
+        out.print(f"report: {report['confusion_png'].rsplit('-confusion', 1)[0]}.json, {report['confusion_png']}")
+
+
+@app.command("demo", help="Everything on the built-in synthetic set, CPU-friendly: prepare, train, evaluate, compare.")
 @handle_errors
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where shards and pictures go.")] = Path("runs/demo"),
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel jobs (0: all cores).")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where shards, runs and pictures go.")] = Path("runs/demo"),
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel prepare jobs (0: all cores).")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: the demo recipe's).")] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
 ):
+    import json
+
+    from actnet.config import resolve_run_config
+    from actnet.evaluate import evaluate_checkpoint
+
     cfg = SyntheticConfig()
     listing = synthetic_listing(cfg, None, workers)
-    opts = PrepareOptions(
-        out=str(out_dir / "shards"),
-        manifests=str(out_dir / "manifests"),
-        labeled=("10%",),
-        workers=workers,
-        encode=EncodeConfig(short_side=96),
-    )
-    status = run_prepare(listing, opts)
     shard_dir = out_dir / "shards" / listing.dataset / listing.split
-    inspect_command(str(shard_dir), contact_sheet=out_dir / "contact_sheet.png")
-    raise typer.Exit(status)
+    if not (shard_dir / "test.info.json").exists():
+        opts = PrepareOptions(
+            out=str(out_dir / "shards"),
+            manifests=str(out_dir / "manifests"),
+            labeled=("10%",),
+            workers=workers,
+            encode=EncodeConfig(short_side=96),
+        )
+        if run_prepare(listing, opts):
+            raise typer.Exit(1)
+        inspect_command(str(shard_dir), contact_sheet=out_dir / "contact_sheet.png")
+    runs = {"actnetformer": [], "supervised": ["objective.teaching=none", "objective.beta=0"]}
+    reports = {}
+    for name, sets in runs.items():
+        options = {
+            "data": {"url": str(shard_dir)},
+            "out": str(out_dir / "runs"),
+            "name": f"{name}-seed{seed}",
+            "train": {"epochs": epochs, "seed": seed},
+        }
+        run_cfg = resolve_run_config("demo", sets, options)
+        if not (Path(run_cfg.run_dir) / "last.pt").exists():
+            run_training(run_cfg)
+        reports[name] = evaluate_checkpoint(Path(run_cfg.run_dir) / "last.pt")
+    table = Table(title="synthetic set, 10% labeled: test top-1 / mean class accuracy (%)", box=box.SIMPLE_HEAD)
+    table.add_column("method")
+    for role in ("primary", "auxiliary", "ensemble"):
+        table.add_column(role, justify="right")
+    for name, report in reports.items():
+        m = report["models"]
+        table.add_row(
+            name,
+            *(
+                f"{100 * m[r]['top1']:.1f} / {100 * m[r]['mean_class_accuracy']:.1f}" if r in m else "-"
+                for r in ("primary", "auxiliary", "ensemble")
+            ),
+        )
+    out.print(table)
+    summary = {name: {r: v["top1"] for r, v in rep["models"].items()} for name, rep in reports.items()}
+    (out_dir / "comparison.json").write_text(json.dumps(summary, indent=1) + "\n")
+    out.print(f"runs, curves and confusion matrices: {out_dir / 'runs'}")
 
 
 @app.callback(invoke_without_command=True)
