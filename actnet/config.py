@@ -106,6 +106,8 @@ class SyntheticConfig:
     fps: int = 25
     test_fraction: float = 0.25  # per class, drawn by a seeded hash of the key
     seed: int = 0
+    appearance: float = 0.0  # weight of a per-class colour in the object (0: only motion tells the classes apart)
+    clutter: float = 1.0  # background drift/contrast, distractors, flicker and noise (0: plain still background)
 
     def __post_init__(self) -> None:
         from actnet.data.synthetic import CLASS_NAMES  # local import keeps config free of numpy
@@ -122,6 +124,10 @@ class SyntheticConfig:
             raise ActnetError(f"--fps must be between 1 and 120, not {self.fps}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ActnetError(f"--test-fraction must be between 0 and 1, not {self.test_fraction}")
+        if not (0.0 <= self.appearance <= 1.0 and 0.0 <= self.clutter <= 1.0):
+            raise ActnetError(
+                f"--appearance and --clutter must be within [0, 1], not {self.appearance}, {self.clutter}"
+            )
 
 
 @dataclass(frozen=True)

@@ -156,3 +156,25 @@ def test_folder_split_is_per_class_and_stable(tmp_path):
     again = list_folder(root, test_fraction=0.2)
     a_test = {c.key for c in listing.of_split("test") if c.label == 0}
     assert a_test == {c.key for c in again.of_split("test") if c.label == 0}
+
+
+def test_synthetic_appearance_and_clutter_knobs():
+    """appearance tints the object with its class colour; clutter 0 leaves a still, plain background;
+    the defaults render exactly what the knobs' absence did (same random draws)."""
+    import numpy as np
+
+    from actnet.data.synthetic import CLASS_COLOURS, render
+
+    def video(**kw):
+        return render(0, np.random.default_rng([3, 0, 1]), 12, 64, 48, **kw).astype(float)
+
+    plain, tinted, calm = video(), video(appearance=1.0), video(clutter=0.0)
+    assert np.array_equal(plain, video(clutter=1.0, appearance=0.0))
+    # with appearance 1 the object is the class colour (red for move_left), the rest unchanged
+    changed = np.abs(tinted - plain).sum(-1) > 30
+    assert 20 < changed[0].sum() < 64 * 48 / 2
+    assert np.allclose(tinted[0][changed[0]].mean(0) / 255, CLASS_COLOURS[0], atol=0.12)
+    # without clutter, pixels away from the object do not change between frames
+    still = np.abs(calm[-1] - calm[0]).sum(-1) < 1
+    assert still.mean() > 0.5 and calm[0][still].std(0).max() < 1  # and one flat colour
+    assert (np.abs(plain[-1] - plain[0]).sum(-1) < 1).mean() < 0.2

@@ -28,6 +28,19 @@ from pathlib import Path
 import numpy as np
 
 CLASS_NAMES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink")
+# One colour per class, for SyntheticConfig.appearance > 0 (hues around the colour wheel).
+CLASS_COLOURS = np.array(
+    [
+        [0.9, 0.1, 0.1],
+        [0.1, 0.8, 0.1],
+        [0.1, 0.2, 0.9],
+        [0.9, 0.9, 0.1],
+        [0.9, 0.1, 0.9],
+        [0.1, 0.9, 0.9],
+        [1.0, 0.55, 0.0],
+        [0.5, 0.2, 0.8],
+    ]
+)
 
 
 def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
@@ -39,15 +52,33 @@ def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int
     return 0.75 * up + 0.25 * rng.random((height, width, 3))
 
 
-def render(class_index: int, rng: np.random.Generator, frames: int, width: int, height: int) -> np.ndarray:
-    """One video of class ``class_index`` as uint8 (T, H, W, 3)."""
+def render(
+    class_index: int,
+    rng: np.random.Generator,
+    frames: int,
+    width: int,
+    height: int,
+    clutter: float = 1.0,
+    appearance: float = 0.0,
+) -> np.ndarray:
+    """One video of class ``class_index`` as uint8 (T, H, W, 3).
+
+    ``clutter`` scales everything that is not the object (background drift and contrast, distractors,
+    flicker, noise): 1 is the full set, 0 a still, plain background. ``appearance`` blends a colour fixed per
+    class into the object's texture: 0 leaves motion as the only cue, 1 makes a single frame enough. The
+    random draws do not depend on either, so the defaults render exactly what they always did.
+    """
     name = CLASS_NAMES[class_index]
     size_ref = min(width, height)
     # Background: a large texture seen through a window that drifts at a random velocity.
-    bg_speed = rng.uniform(0.0, 0.5)
+    bg_speed = rng.uniform(0.0, 0.5) * clutter
     bg_angle = rng.uniform(0, 2 * np.pi)
     margin = int(np.ceil(bg_speed * frames)) + 2
-    background = 0.35 + 0.4 * _smooth_texture(rng, height + 2 * margin, width + 2 * margin, max(4, size_ref // 10))
+    background = (
+        0.55
+        - 0.2 * clutter
+        + 0.4 * clutter * _smooth_texture(rng, height + 2 * margin, width + 2 * margin, max(4, size_ref // 10))
+    )
     # Distractors: small blobs with their own velocities.
     blobs = [
         (
@@ -63,6 +94,8 @@ def render(class_index: int, rng: np.random.Generator, frames: int, width: int, 
     # The object: an asymmetric texture (a grid of colours plus a bright bar on one edge).
     tex = np.repeat(np.repeat(rng.random((4, 4, 3)), 8, axis=0), 8, axis=1)
     tex[:, :6] = rng.uniform(0.85, 1.0, 3)
+    if appearance > 0:
+        tex = (1 - appearance) * tex + appearance * CLASS_COLOURS[class_index]
     # Motion of the object, per class. Units: pixels, radians, per frame.
     t = np.arange(frames, dtype=np.float64)
     base = rng.uniform(0.22, 0.32) * size_ref
@@ -91,13 +124,13 @@ def render(class_index: int, rng: np.random.Generator, frames: int, width: int, 
     centers = start_xy + path
 
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    flicker = 1 + 0.06 * np.sin(rng.uniform(0.1, 0.4) * t + rng.uniform(0, 2 * np.pi))
+    flicker = 1 + 0.06 * clutter * np.sin(rng.uniform(0.1, 0.4) * t + rng.uniform(0, 2 * np.pi))
     video = np.empty((frames, height, width, 3), dtype=np.uint8)
     for i in range(frames):
         ox = int(round(margin + np.cos(bg_angle) * bg_speed * i))
         oy = int(round(margin + np.sin(bg_angle) * bg_speed * i))
         frame = background[oy : oy + height, ox : ox + width].copy()
-        for bx, by, vx, vy, radius, colour in blobs:
+        for bx, by, vx, vy, radius, colour in blobs if clutter > 0 else ():
             cx, cy = (bx + vx * i) % width, (by + vy * i) % height
             frame[(xs - cx) ** 2 + (ys - cy) ** 2 <= radius**2] = colour
         # Inverse-map every pixel into the object's texture coordinates (rotation about its centre, then scale).
@@ -107,7 +140,7 @@ def render(class_index: int, rng: np.random.Generator, frames: int, width: int, 
         v = (-sin * dx + cos * dy) / scale[i] + 0.5
         inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
         frame[inside] = tex[(v[inside] * 32).astype(int), (u[inside] * 32).astype(int)]
-        frame = frame * flicker[i] + rng.normal(0, 0.015, frame.shape)
+        frame = frame * flicker[i] + rng.normal(0, 0.015, frame.shape) * clutter
         video[i] = np.clip(frame * 255, 0, 255).astype(np.uint8)
     return video
 
@@ -145,9 +178,9 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int) -> None:
 
 
 def _generate_one(job: tuple) -> str:
-    class_index, index, seed, frames, width, height, fps, path = job
+    class_index, index, seed, frames, width, height, fps, clutter, appearance, path = job
     rng = np.random.default_rng([seed, class_index, index])
-    write_video(render(class_index, rng, frames, width, height), path, fps)
+    write_video(render(class_index, rng, frames, width, height, clutter, appearance), path, fps)
     return path
 
 
@@ -170,7 +203,9 @@ def generate(cfg, root: str | Path, workers: int = 1, on_video=None) -> Path:
                 if on_video:
                     on_video()
                 continue
-            jobs.append((c, i, cfg.seed, cfg.frames, cfg.width, cfg.height, cfg.fps, str(path)))
+            jobs.append(
+                (c, i, cfg.seed, cfg.frames, cfg.width, cfg.height, cfg.fps, cfg.clutter, cfg.appearance, str(path))
+            )
     if jobs:
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
             for _ in pool.map(_generate_one, jobs, chunksize=4):
