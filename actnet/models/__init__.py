@@ -38,9 +38,9 @@ class Preset:
     description: str
 
 
-def _r3d(block: str, layers, width: int) -> Callable[..., nn.Module]:
+def _r3d(block: str, layers, width: int, temporal=(False, False, True, True)) -> Callable[..., nn.Module]:
     def build(num_classes: int, *, drop_rate: float = 0.0, **_) -> nn.Module:
-        return ResNet3d(block, tuple(layers), num_classes, width, drop_rate=drop_rate)
+        return ResNet3d(block, tuple(layers), num_classes, width, tuple(temporal), drop_rate=drop_rate)
 
     return build
 
@@ -59,7 +59,14 @@ PRESETS: dict[str, Preset] = {
         Preset("r3d50_w4", "r3d", _r3d("bottleneck", (3, 4, 6, 3), 16), 8, 224, "3D-ResNet-50 at 1/4 width"),
         Preset("r3d18", "r3d", _r3d("basic", (2, 2, 2, 2), 64), 8, 224, "3D-ResNet-18, SlowOnly inflation"),
         Preset("timesformer_s", "timesformer", _vit(224, 8, 16, 384, 12, 6), 8, 224, "ViT-S, divided attention"),
-        Preset("r3d_tiny", "r3d", _r3d("basic", (1, 1, 1, 1), 16), 8, 64, "tiny 3D-ResNet for tests and demo"),
+        Preset(
+            "r3d_tiny",
+            "r3d",
+            _r3d("basic", (1, 1, 1, 1), 16, (True, True, True, True)),
+            8,
+            64,
+            "tiny 3D-ResNet for tests and demo (temporal kernels in every stage: motion at 64 px)",
+        ),
         Preset("timesformer_tiny", "timesformer", _vit(64, 8, 8, 64, 4, 4), 8, 64, "tiny TimeSformer"),
     ]
 }
