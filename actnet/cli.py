@@ -582,8 +582,8 @@ def evaluate_command(
         out.print(f"report: {report['confusion_png'].rsplit('-confusion', 1)[0]}.json, {report['confusion_png']}")
 
 
-# The demo's data: with motion as the only cue, the tiny models learn nothing within the CPU budget even with every
-# label (docs/benchmarks.md, "semi-supervised"); a half-weight class colour makes the set learnable in minutes.
+# The demo's data: with motion as the only cue, the tiny models learned nothing within the CPU budget even with every
+# label (README, "The demo"); a half-weight class colour makes the set learnable in minutes.
 DEMO_APPEARANCE = 0.5
 
 
