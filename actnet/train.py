@@ -344,11 +344,10 @@ class Trainer:
         else:  # one pass over the unlabeled set, whether or not this run reads it: baselines take the same steps
             from actnet.data.sampling import ShardSet, steps_per_epoch
 
-            n = (
-                len(ShardSet(cfg.data.url, cfg.data.unlabeled))
-                if "unlabeled" not in self.loaders
-                else len(self.loaders["unlabeled"].stream.shards)
-            )
+            if "unlabeled" in self.loaders:
+                n = len(self.loaders["unlabeled"].stream.shards)
+            else:  # only its info.json and index are read
+                n = len(ShardSet(cfg.data.url, cfg.data.unlabeled))
             self.steps_per_epoch = steps_per_epoch(n, loader_cfg.batch_size * loader_cfg.mu, self.world)
         self.total_steps = self.tcfg.epochs * self.steps_per_epoch
         self.last_step = min(self.total_steps, self.tcfg.max_steps or self.total_steps)
