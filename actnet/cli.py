@@ -594,20 +594,29 @@ def demo(
     workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel prepare jobs (0: all cores).")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default: the demo recipe's).")] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    videos_per_class: Annotated[
+        int, typer.Option(help="Synthetic videos per class (a bigger set: less noisy test figures).")
+    ] = SyntheticConfig.videos_per_class,
+    appearance: Annotated[
+        float, typer.Option(help="Weight of the per-class colour (0: motion only).")
+    ] = DEMO_APPEARANCE,
+    labeled: Annotated[str, typer.Option(help="Labeled subset, as for prepare (10%, 2/class).")] = "10%",
 ):
     import json
 
     from actnet.config import resolve_run_config
+    from actnet.data.splits import parse_labeled
     from actnet.evaluate import evaluate_checkpoint
 
-    cfg = SyntheticConfig(appearance=DEMO_APPEARANCE)
+    cfg = SyntheticConfig(appearance=appearance, videos_per_class=videos_per_class)
+    labeled_set = parse_labeled(labeled).set_name(0)
     listing = synthetic_listing(cfg, None, workers)
     shard_dir = out_dir / "shards" / listing.dataset / listing.split
-    if not (shard_dir / "labeled-10pct-seed0.info.json").exists():  # written last: a finished prepare is kept
+    if not (shard_dir / f"{labeled_set}.info.json").exists():  # written last: a finished prepare is kept
         opts = PrepareOptions(
             out=str(out_dir / "shards"),
             manifests=str(out_dir / "manifests"),
-            labeled=("10%",),
+            labeled=(labeled,),
             workers=workers,
             encode=EncodeConfig(short_side=96),
         )
@@ -618,7 +627,7 @@ def demo(
     reports = {}
     for name, sets in runs.items():
         options = {
-            "data": {"url": str(shard_dir)},
+            "data": {"url": str(shard_dir), "labeled": labeled_set},
             "out": str(out_dir / "runs"),
             "name": f"{name}-seed{seed}",
             "train": {"epochs": epochs, "seed": seed},
@@ -627,7 +636,7 @@ def demo(
         if not (Path(run_cfg.run_dir) / "last.pt").exists():
             run_training(run_cfg)
         reports[name] = evaluate_checkpoint(Path(run_cfg.run_dir) / "last.pt")
-    table = Table(title="synthetic set, 10% labeled: test top-1 / mean class accuracy (%)", box=box.SIMPLE_HEAD)
+    table = Table(title=f"synthetic set, {labeled} labeled: test top-1 / mean class accuracy (%)", box=box.SIMPLE_HEAD)
     table.add_column("method")
     for role in ("primary", "auxiliary", "ensemble"):
         table.add_column(role, justify="right")

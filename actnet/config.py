@@ -162,12 +162,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class ClipConfig:
-    """The clip one model sees: T frames at a stride drawn per sample from ``strides``, cropped to ``size``."""
+    """The clip one model sees: T frames at a stride drawn per sample from ``strides``, cropped to ``size``.
+
+    Time-based sampling: with ``fps`` set, a rate (frames per second of the clip) is drawn per sample instead and
+    the stride comes from each video's own frame rate, ``max(1, round(video_fps / rate))``, so a clip spans about
+    ``frames / rate`` seconds whether the video runs at 24, 30 or 60 fps (Kinetics mixes them).
+    """
 
     frames: int = 8  # T
     strides: tuple[int, ...] = (8,)  # temporal strides in frames, one drawn per sample ("variable frame rates")
     size: int = 224  # square crop side in pixels
     eval_stride: int = 0  # stride of evaluation clips; 0 takes the first of ``strides``
+    fps: tuple[float, ...] = ()  # time-based: sampling rates in frames/s, one drawn per sample; () uses strides
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -178,10 +184,20 @@ class ClipConfig:
             raise ActnetError(f"clip size must be at least 8 pixels, not {self.size}")
         if self.eval_stride < 0:
             raise ActnetError(f"clip eval_stride must be 0 (first stride) or positive, not {self.eval_stride}")
+        if any(not 0 < r <= 240 for r in self.fps):
+            raise ActnetError(f"clip fps must be rates in (0, 240] frames per second, not {list(self.fps)}")
 
     @property
     def test_stride(self) -> int:
         return self.eval_stride or self.strides[0]
+
+    def stride_for(self, video_fps: float, rate: float | None = None) -> int:
+        """The stride of a clip from a video at ``video_fps``: ``rate`` (or the first of ``fps``) when sampling
+        by time, else the evaluation stride."""
+        if not self.fps:
+            return self.test_stride
+        rate = rate or self.fps[0]
+        return max(1, round(float(video_fps) / rate)) if video_fps and video_fps > 0 else self.test_stride
 
 
 @dataclass(frozen=True)

@@ -369,3 +369,49 @@ def test_gpu_backend_decodes_the_same_frames(indexed):
             for i in range(len(batch)):
                 expected = batch.frames[model][i][: clips.shape[2]]
                 assert decode_levels(clips[i])[0].tolist() == expected, (model, view)
+
+
+# ---------------------------------------------------------------------------------- time-based sampling
+
+
+@pytest.fixture(scope="module")
+def mixed_rates(tmp_path_factory) -> Path:
+    """Videos of two classes at 25 and 50 fps, about a second each, pixels encoding frame and video."""
+    root = tmp_path_factory.mktemp("rates") / "videos"
+    for v in range(6):
+        fps = (25, 50)[v % 2]
+        write_raw_video(root / "ab"[v // 3] / f"v{v}.mkv", index_frames(v, (23, 47)[v % 2]), fps=fps)  # 47: red tops out
+    return prepare_folder(root, tmp_path_factory.mktemp("rates-out"))
+
+
+def test_time_based_clips_cover_the_same_seconds_whatever_the_frame_rate(mixed_rates):
+    assert ClipConfig(frames=4, fps=(12.5,)).stride_for(50.0) == 4
+    assert ClipConfig(frames=4, fps=(12.5,)).stride_for(29.97) == 2
+    assert ClipConfig(frames=4, strides=(3,)).stride_for(50.0) == 3  # frame-based: fps plays no part
+    with pytest.raises(ActnetError, match="clip fps"):
+        ClipConfig(fps=(0.0,))
+    rates = {
+        "primary": ClipConfig(frames=4, fps=(12.5, 6.25), size=16),
+        "auxiliary": ClipConfig(4, (1,), 16, fps=(25,)),
+    }
+    cfg = replace(CFG, primary=rates["primary"], auxiliary=rates["auxiliary"], eval_clips=1, eval_crops=1)
+    fps_of = {}
+    for name in ("train", "test"):
+        for row in map(json.loads, (mixed_rates / "manifests" / f"{name}.jsonl").read_text().splitlines()):
+            fps_of[row["key"]] = 25 if int(Path(row["path"]).stem[1:]) % 2 == 0 else 50
+    seen = set()
+    for batch in (b for _, b in zip(range(4), make_loader(str(mixed_rates), "train", "labeled", cfg))):
+        for i, key in enumerate(batch.keys):
+            for model, clip_cfg in rates.items():
+                rate = fps_of[key] / batch.strides[model][i]
+                assert rate in clip_cfg.fps  # the stride comes from the video's own rate
+                frames, _ = decode_levels(batch[model, "weak"][i], cfg)
+                assert frames.tolist() == batch.frames[model][i]
+                seen.add((model, fps_of[key], rate))
+    assert {(m, f) for m, f, _ in seen} >= {("primary", 25), ("primary", 50), ("auxiliary", 25), ("auxiliary", 50)}
+    extents = set()
+    for batch in make_loader(str(mixed_rates), "test", "eval", cfg):
+        for i, key in enumerate(batch.keys):
+            frames = batch.frames["primary"][i]
+            extents.add((frames[-1] - frames[0]) / fps_of[key])  # seconds from first to last frame
+    assert extents == {3 / 12.5}  # the first rate for evaluation: 0.24 s at 25 and at 50 fps

@@ -28,10 +28,12 @@ METHODS = ("actnetformer", "supervised")
 ROLES = ("primary", "auxiliary", "ensemble")
 
 
-def run_seed(out: Path, seed: int, epochs: int | None) -> dict:
+def run_seed(out: Path, seed: int, args: argparse.Namespace) -> dict:
     cmd = [str(Path(sys.executable).parent / "actnet"), "demo", "--out", str(out), "--seed", str(seed)]
-    if epochs:
-        cmd += ["--epochs", str(epochs)]
+    cmd += ["--videos-per-class", str(args.videos_per_class), "--appearance", str(args.appearance)]
+    cmd += ["--labeled", args.labeled]
+    if args.epochs:
+        cmd += ["--epochs", str(args.epochs)]
     started = time.perf_counter()
     subprocess.run(cmd, check=True)
     reports = {}
@@ -41,29 +43,35 @@ def run_seed(out: Path, seed: int, epochs: int | None) -> dict:
         data = json.loads(report.read_text())
         reports[method] = {role: data["models"][role]["top1"] for role in ROLES if role in data["models"]}
         reports[method]["views"] = data["views"]
+        reports[method]["videos"] = data["videos"]
     reports["seconds"] = time.perf_counter() - started
     return reports
 
 
-def markdown(results: dict[int, dict], epochs: int | None) -> str:
+def markdown(results: dict[int, dict], args: argparse.Namespace) -> str:
     seeds = sorted(results)
+    first = results[seeds[0]]["actnetformer"]
+    epochs = f" with {args.epochs} epochs" if args.epochs else ""
     lines = [
-        f"Synthetic set (8 classes, 192 videos, appearance 0.5), 10% labeled (2 videos per class, the same subset "
-        f"for every run), tiny presets at 64 px, `actnet demo` recipe{f' with {epochs} epochs' if epochs else ''}; "
-        f"test top-1 (%) on 48 videos, {results[seeds[0]]['actnetformer']['views']} views. "
-        f"Seeds change initialisation, sampling and augmentation.",
+        f"Synthetic set (8 classes, {args.videos_per_class} videos per class, appearance {args.appearance:g}), "
+        f"`--labeled {args.labeled}` (the same subset for every run), tiny presets at 64 px, `actnet demo` "
+        f"recipe{epochs}; test top-1 (%) on {first['videos']} videos, {first['views']} views. "
+        f"Seeds change initialisation, sampling and augmentation. "
+        f"`tools/compare_seeds.py --videos-per-class {args.videos_per_class} --appearance {args.appearance:g} "
+        f"--labeled {args.labeled}`.",
         "",
-        "| method | model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | spread (max-min) |",
-        "|---|---|" + "---:|" * (len(seeds) + 2),
+        "| method | model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | std | spread (max-min) |",
+        "|---|---|" + "---:|" * (len(seeds) + 3),
     ]
     summary = {}
     for method in METHODS:
         for role in ROLES:
             values = [100 * results[s][method][role] for s in seeds]
             mean, spread = statistics.mean(values), max(values) - min(values)
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
             summary[f"{method}/{role}"] = {"mean": mean, "spread": spread, "values": values}
             cells = " | ".join(f"{v:.1f}" for v in values)
-            lines.append(f"| {method} | {role} | {cells} | {mean:.1f} | {spread:.1f} |")
+            lines.append(f"| {method} | {role} | {cells} | {mean:.1f} | {std:.1f} | {spread:.1f} |")
     lines.append("")
     for role in ROLES:
         a, s = summary[f"actnetformer/{role}"], summary[f"supervised/{role}"]
@@ -90,11 +98,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
+    parser.add_argument("--videos-per-class", type=int, default=24, help="synthetic videos per class")
+    parser.add_argument("--appearance", type=float, default=0.5, help="weight of the per-class colour")
+    parser.add_argument("--labeled", default="10%", help="labeled subset, as for prepare")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     parser.add_argument("--no-record", action="store_true", help="print the table only")
     args = parser.parse_args()
-    results = {seed: run_seed(args.out, seed, args.epochs) for seed in args.seeds}
-    text = markdown(results, args.epochs)
+    results = {seed: run_seed(args.out, seed, args) for seed in args.seeds}
+    text = markdown(results, args)
     print(text)
     if not args.no_record:
         record(

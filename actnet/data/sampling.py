@@ -190,7 +190,11 @@ class Job:
 def plan_train(ref: SampleRef, members: dict[str, bytes], ext: str, clips: dict[str, ClipConfig], rng) -> Job:
     meta = json.loads(members["json"])
     n = int(meta["video"]["num_frames"])
-    strides = {m: int(rng.choice(c.strides)) for m, c in clips.items()}
+    fps = float(meta["video"].get("fps") or 0)
+    strides = {
+        m: c.stride_for(fps, float(rng.choice(c.fps))) if c.fps else int(rng.choice(c.strides))
+        for m, c in clips.items()
+    }
     spans = [clip_span(c.frames, strides[m]) for m, c in clips.items()]
     starts = shared_centre_starts(n, spans, float(rng.random()))
     frames = {m: clip_indices(s, c.frames, strides[m], n) for (m, c), s in zip(clips.items(), starts)}
@@ -203,7 +207,7 @@ def plan_eval(ref: SampleRef, members: dict[str, bytes], ext: str, clips: dict[s
     n = int(video["num_frames"])
     frames, strides = {}, {}
     for m, c in clips.items():
-        stride = strides[m] = c.test_stride
+        stride = strides[m] = c.stride_for(float(video.get("fps") or 0))
         starts = uniform_starts(n, clip_span(c.frames, stride), k)
         frames[m] = [f for s in starts for f in clip_indices(s, c.frames, stride, n)]
     positions = crop_positions(int(video["width"]), int(video["height"]), crops)
