@@ -507,10 +507,16 @@ def train_command(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a config key: a.b=value (repeatable).")
     ] = None,
-    resume: Annotated[str | None, typer.Option(help="Continue from a checkpoint file or run folder.")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue from a checkpoint file or run folder; 'auto': this run's newest complete checkpoint "
+            "if it has one, else start."
+        ),
+    ] = None,
 ):
     from actnet.config import from_dict, merge, parse_set, resolve_run_config, to_dict
-    from actnet.train import load_checkpoint
+    from actnet.train import load_checkpoint, newest_checkpoint
 
     options = {
         "name": name,
@@ -519,6 +525,11 @@ def train_command(
         "train": {"epochs": epochs, "seed": seed},
         "loader": {"device": device.value if device else None},
     }
+    if resume == "auto":  # the run folder this command names (recipe, --out, --name)
+        run_dir = resolve_run_config(recipe, set_ or [], options).run_dir
+        found = newest_checkpoint(run_dir)
+        out.print(f"--resume auto: {f'resuming from {found}' if found else f'no checkpoint in {run_dir}, starting'}")
+        resume = str(found) if found else None
     if resume:  # the checkpoint's own config, with this command's overrides on top
         from actnet.config import RunConfig, drop_none
 

@@ -213,6 +213,38 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def newest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The run folder's newest checkpoint that loads (``last.pt`` or ``step-*.pt``), for ``--resume auto``.
+
+    Writes are atomic, so a checkpoint is either whole or absent; one damaged some other way (a disk fault, a
+    hand copy cut short) is passed over with a warning and the next newest is taken.
+    """
+    run_dir = Path(run_dir)
+    found = []
+    for path in [run_dir / "last.pt", *run_dir.glob("step-*.pt")]:
+        if not path.is_file():
+            continue
+        try:
+            ckpt = load_checkpoint(path)
+        except ActnetError as err:
+            log.warning("--resume auto: passing over %s", err)
+            continue
+        found.append((int(ckpt["step"]), path.name == "last.pt", path))
+    return max(found)[2] if found else None
+
+
+def memory_usage(device: torch.device) -> dict[str, float]:
+    """Host resident memory of this process and peak GPU memory since the last call, in GiB."""
+    import psutil
+
+    usage = {"host_rss_gib": psutil.Process().memory_info().rss / 2**30}
+    if device.type == "cuda":
+        usage["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        usage["gpu_reserved_gib"] = torch.cuda.memory_reserved(device) / 2**30
+        torch.cuda.reset_peak_memory_stats(device)
+    return usage
+
+
 # ------------------------------------------------------------------------------------------- feedback
 
 
@@ -631,6 +663,8 @@ class Trainer:
             "clips_per_s": clips_per_step * count / max(elapsed, 1e-9),
             "data_s": data_s / count,
             "compute_s": compute_s / count,
+            "data_share": data_s / max(data_s + compute_s, 1e-9),  # of the step time spent waiting for batches
+            **memory_usage(self.device),
         }
         self.metrics.write(record, self.step)
         self.history.append(record)
@@ -640,7 +674,9 @@ class Trainer:
     def _info(r: dict) -> str:
         return (
             f"ep {r['epoch']:.1f} loss {r['loss']:.3f} (sup {r['sup']:.3f} pl {r['pseudo']:.3f} "
-            f"ca {r['contrastive']:.3f}) mask {r['mask_rate']:.2f} {r['clips_per_s']:.0f} clips/s"
+            f"ca {r['contrastive']:.3f}) mask {r['mask_rate']:.2f} {r['clips_per_s']:.0f} clips/s "
+            f"data {100 * r['data_share']:.0f}% rss {r['host_rss_gib']:.1f}G"
+            + (f" gpu {r['gpu_peak_gib']:.1f}G" if "gpu_peak_gib" in r else "")
         )
 
     def eval_models(self) -> dict[str, nn.Module]:

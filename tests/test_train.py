@@ -384,3 +384,21 @@ def test_train_command_errors_are_one_line(tmp_path):
     assert result.exit_code == 2 and "no such shard set" in result.output
     result = runner.invoke(app, ["evaluate", str(tmp_path / "missing.pt")])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
+
+
+def test_resume_auto_takes_the_newest_complete_checkpoint(shards, tmp_path):
+    runner = CliRunner()
+    base = ["train", "--data", str(shards), "--labeled", "1/class", "--out", str(tmp_path), "--name", "auto"]
+    base += [x for s in [*TINY, "train.ckpt_every=1", "train.keep=2"] for x in ("--set", s)]
+    first = runner.invoke(app, [*base, "--resume", "auto", "--set", "train.max_steps=2"])
+    assert first.exit_code == 0, first.output
+    assert "no checkpoint in" in first.output and load_checkpoint(tmp_path / "auto")["step"] == 2
+    assert sorted(p.name for p in (tmp_path / "auto").glob("step-*.pt")) == ["step-00000001.pt", "step-00000002.pt"]
+    (tmp_path / "auto" / "last.pt").write_bytes(b"cut short")  # damaged: passed over for the newest whole one
+    assert train_mod.newest_checkpoint(tmp_path / "auto") == tmp_path / "auto" / "step-00000002.pt"
+    again = runner.invoke(app, [*base, "--resume", "auto", "--set", "train.max_steps=3"])
+    assert again.exit_code == 0, again.output
+    assert "resuming from" in again.output and "step-00000002.pt" in again.output
+    assert load_checkpoint(tmp_path / "auto")["step"] == 3
+    record = json.loads((tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0 <= record["data_share"] <= 1 and record["host_rss_gib"] > 0.1  # long-run health in every log line
