@@ -593,6 +593,96 @@ def evaluate_command(
         out.print(f"report: {report['confusion_png'].rsplit('-confusion', 1)[0]}.json, {report['confusion_png']}")
 
 
+@app.command("predict", help="Top-k classes of raw video files (any container ffmpeg reads), no shards needed.")
+@handle_errors
+def predict_command(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint file or a run folder (its last.pt).")],
+    paths: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
+    clips: Annotated[int | None, typer.Option(help="Temporal clips per video (default: the run's eval.clips).")] = None,
+    crops: Annotated[int | None, typer.Option(help="Spatial crops per clip, 1 or 3 (default: the run's).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes to show per model.")] = 5,
+    device: Annotated[DeviceChoice, typer.Option(help="Where to run the models.")] = DeviceChoice.cpu,
+    ema: Annotated[bool, typer.Option(help="Use the EMA weights when the run kept them.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for machines.")] = False,
+):
+    import json
+
+    from actnet.predict import predict_files, video_files
+
+    files = video_files(paths)
+    if not files:
+        raise ActnetError(f"{', '.join(map(str, paths))}: no video files")
+    with progress_bar() as bar:
+        task = bar.add_task("predict", total=len(files))
+        results = predict_files(
+            checkpoint,
+            files,
+            clips=clips,
+            crops=crops,
+            top_k=top_k,
+            device=device.value,
+            use_ema=ema,
+            on_file=lambda _: bar.advance(task),
+        )
+    failed = [r for r in results if "error" in r]
+    if as_json:
+        docs = [{k: v for k, v in r.items() if k != "probs"} for r in results]
+        sys.stdout.write(json.dumps(docs, indent=1) + "\n")
+    else:
+        for r in results:
+            if "error" in r:
+                console.print(Text(f"{r['file']}: ", style="bold red") + Text(r["error"]))
+                continue
+            table = Table(title=f"{r['file']} ({r['frames']} frames at {r['fps']:g} fps)", box=box.SIMPLE_HEAD)
+            for role in r["top"]:
+                table.add_column(role)
+            rows = zip(*r["top"].values())
+            for row in rows:
+                table.add_row(*(f"{name} {100 * p:.1f}%" for name, p in row))
+            out.print(table)
+    if failed:
+        console.print(f"[yellow]{len(failed)} of {len(results)} files could not be read (named above)[/]")
+        raise typer.Exit(1)
+
+
+@app.command("export", help="The ensemble or one model to TorchScript and ONNX, with its input contract (JSON).")
+@handle_errors
+def export_command(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint file or a run folder (its last.pt).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the exported files.")] = Path("exported"),
+    model: Annotated[str, typer.Option(help="ensemble, primary or auxiliary.")] = "ensemble",
+    formats: Annotated[
+        list[str] | None, typer.Option("--format", help="torchscript and/or onnx (repeatable; default both).")
+    ] = None,
+    ema: Annotated[bool, typer.Option(help="Export the EMA weights when the run kept them.")] = True,
+):
+    from actnet.export import FORMATS, export_checkpoint
+
+    written = export_checkpoint(checkpoint, out_dir, model=model, formats=tuple(formats or FORMATS), use_ema=ema)
+    for kind, path in written.items():
+        out.print(f"{kind}: {path}")
+
+
+@app.command("doctor", help="What this installation can do (torch, GPU, DALI decoders, ffmpeg, S3), with fixes.")
+@handle_errors
+def doctor_command():
+    from actnet.doctor import FAIL, OK, SKIP, WARN, run_checks
+
+    checks = run_checks()
+    style = {OK: "green", WARN: "yellow", FAIL: "bold red", SKIP: "dim"}
+    table = Table(title=f"actnet {__version__}: this installation", box=box.SIMPLE_HEAD)
+    for column in ("check", "status", "detail"):
+        table.add_column(column)
+    for c in checks:
+        table.add_row(c.name, Text(c.status, style=style[c.status]), c.detail)
+    out.print(table)
+    problems = [c for c in checks if c.fix and c.status in (FAIL, WARN)]
+    for c in problems:
+        out.print(Text(f"{c.status} {c.name}: ", style=style[c.status]) + Text(c.fix))
+    if any(c.status == FAIL for c in checks):
+        raise typer.Exit(1)
+
+
 # The demo's data: with motion as the only cue, the tiny models learned nothing within the CPU budget even with every
 # label (README, "The demo"); a half-weight class colour makes the set learnable in minutes.
 DEMO_APPEARANCE = 0.5

@@ -152,6 +152,21 @@ def plot_confusion(report: dict, path: Path) -> Path:
     return path
 
 
+def trained_models(ckpt: dict, device: torch.device, use_ema: bool = True) -> tuple[dict[str, nn.Module], str]:
+    """A loaded checkpoint's backbones by role, in eval mode on ``device``, and which weights they hold
+    (``"ema"`` when the run kept an EMA and ``use_ema``, else ``"model"``)."""
+    from actnet.train import build_models
+
+    cfg: RunConfig = ckpt["run_config"]
+    models = {r: s.backbone for r, s in build_models(cfg.model, ckpt["num_classes"], projection=False).items()}
+    which = "ema" if (use_ema and ckpt.get("ema")) else "model"
+    weights = ckpt["ema"] if which == "ema" else ckpt["models"]
+    for role, model in models.items():
+        model.load_state_dict(weights[role])
+        model.to(device).eval()
+    return models, which
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -164,7 +179,7 @@ def evaluate_checkpoint(
 ) -> dict:
     """Evaluate a training checkpoint; writes ``eval-<set>-<K>x<crops>.json`` and a confusion PNG to ``out``
     (default: the checkpoint's folder) on rank 0, and returns the report on every rank."""
-    from actnet.train import autocast_for, build_models, dist_info, load_checkpoint, model_device
+    from actnet.train import autocast_for, dist_info, load_checkpoint, model_device
 
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
@@ -181,18 +196,14 @@ def evaluate_checkpoint(
     )
     rank, world = dist_info()
     dev = model_device(loader_cfg.device)
-    models = {r: s.backbone for r, s in build_models(cfg.model, ckpt["num_classes"], projection=False).items()}
-    weights = ckpt["ema"] if (use_ema and ckpt.get("ema")) else ckpt["models"]
-    for role, model in models.items():
-        model.load_state_dict(weights[role])
-        model.to(dev)
+    models, weights = trained_models(ckpt, dev, use_ema)
     set_name = set_name or cfg.data.test
     url = data or cfg.data.url
     report = run_evaluation(models, url, set_name, loader_cfg, dev, autocast_for(cfg.train.precision, dev), rank, world)
     report.update(
         checkpoint=str(checkpoint),
         step=ckpt["step"],
-        weights="ema" if weights is ckpt.get("ema") else "model",
+        weights=weights,
         classes=ckpt["class_names"],
     )
     if rank == 0:

@@ -371,6 +371,7 @@ class Trainer:
             )
         info = self.loaders["labeled"].stream.shards.info
         self.class_names, self.num_classes = list(info.classes), len(info.classes)
+        self.encode = dict(info.encode)  # how the videos were made: `actnet predict` treats raw files the same
         if self.tcfg.steps_per_epoch:
             self.steps_per_epoch = self.tcfg.steps_per_epoch
         else:  # one pass over the unlabeled set, whether or not this run reads it: baselines take the same steps
@@ -445,6 +446,7 @@ class Trainer:
             "presets": self.cfg.model.presets(),
             "num_classes": self.num_classes,
             "class_names": self.class_names,
+            "encode": self.encode,
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "models": {r: s.backbone.state_dict() for r, s in self.students.items()},

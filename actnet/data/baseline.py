@@ -85,14 +85,17 @@ class TorchcodecClips(Dataset):
         return _normalize(x.float(), self.cfg.mean, self.cfg.std)
 
     def _eval_views(self, clip, clip_cfg: ClipConfig, crops) -> torch.Tensor:
-        k, size = self.stream.eval_clips, clip_cfg.size
-        x = _resize_short(clip, size, antialias=True)  # as the DALI graph: antialiased for evaluation
-        views = [_normalize(_crop(x, size, px, py), self.cfg.mean, self.cfg.std) for px, py in crops]
-        v = torch.stack(views)  # (crops, C, K*T, S, S)
-        c, kt = v.shape[1], v.shape[2]
-        return (
-            v.view(len(crops), c, k, kt // k, size, size).permute(2, 0, 1, 3, 4, 5).reshape(-1, c, kt // k, size, size)
-        )
+        return eval_views(clip, self.stream.eval_clips, clip_cfg.size, crops, self.cfg.mean, self.cfg.std)
+
+
+def eval_views(clip: torch.Tensor, k: int, size: int, crops, mean, std) -> torch.Tensor:
+    """uint8 (K*T, C, H, W) frames of K clips -> (K*crops, C, T, S, S) evaluation views, as the DALI graph makes
+    them: short side resized (antialiased) to ``size``, then each crop of every clip, normalised."""
+    x = _resize_short(clip, size, antialias=True)
+    views = [_normalize(_crop(x, size, px, py), mean, std) for px, py in crops]
+    v = torch.stack(views)  # (crops, C, K*T, S, S)
+    c, kt = v.shape[1], v.shape[2]
+    return v.view(len(crops), c, k, kt // k, size, size).permute(2, 0, 1, 3, 4, 5).reshape(-1, c, kt // k, size, size)
 
 
 def torchcodec_loader(stream: SampleStream, cfg: LoaderConfig, workers: int, epoch: int = 0) -> DataLoader:

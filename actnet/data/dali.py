@@ -445,6 +445,36 @@ def make_loader(
     return DaliLoader(stream, cfg, device, epoch=epoch)
 
 
+def dali_version() -> str:
+    import nvidia.dali
+
+    return nvidia.dali.__version__
+
+
+def decode_frames(video: bytes, frames: list[int], device: str = "cpu") -> np.ndarray:
+    """Frames ``frames`` of one encoded video as uint8 (F, H, W, 3), decoded by DALI on ``cpu`` or ``gpu``
+    (NVDEC); raises ActnetError with DALI's reason when it cannot (``actnet doctor``, decoder comparisons)."""
+    data, index = np.frombuffer(video, np.uint8), np.asarray(frames, np.int32)
+
+    def graph():
+        v, f = fn.external_source(source=lambda: ([data], [index]), num_outputs=2, batch=True)
+        return fn.decoders.video(v, device="mixed" if device == "gpu" else "cpu", frames=f)
+
+    try:
+        pipe = _build(
+            graph,
+            batch_size=1,
+            num_threads=1,
+            device_id=torch.cuda.current_device() if device == "gpu" else None,
+            prefetch_queue_depth=1,
+        )
+        (decoded,) = pipe.run()
+    except RuntimeError as err:
+        raise ActnetError(f"DALI {device} decoder: {_error_summary(err)}") from None
+    out = decoded.as_cpu() if device == "gpu" else decoded
+    return np.array(out.as_tensor())[0]
+
+
 # ----------------------------------------------------------------------------------- reading, measured alone
 
 
