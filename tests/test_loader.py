@@ -380,7 +380,8 @@ def mixed_rates(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rates") / "videos"
     for v in range(6):
         fps = (25, 50)[v % 2]
-        write_raw_video(root / "ab"[v // 3] / f"v{v}.mkv", index_frames(v, (23, 47)[v % 2]), fps=fps)  # 47: red tops out
+        frames = index_frames(v, (23, 47)[v % 2])  # 47 at most: the red level of frame 47 is 255
+        write_raw_video(root / "ab"[v // 3] / f"v{v}.mkv", frames, fps=fps)
     return prepare_folder(root, tmp_path_factory.mktemp("rates-out"))
 
 

@@ -124,7 +124,8 @@ def test_export_onnx_and_torchscript_match_pytorch(run_dir, tmp_path):
         for g, w in zip(scripted(*x), want):
             torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
 
-    one = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path), "--model", "auxiliary", "--format", "onnx"])
+    args = ["export", str(run_dir), "--out", str(tmp_path), "--model", "auxiliary", "--format", "onnx"]
+    one = runner.invoke(app, args)
     assert one.exit_code == 0, one.output
     single = ort.InferenceSession(str(tmp_path / "actnet-auxiliary.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(single.run(None, {"auxiliary_clip": x[1].numpy()})[0], want[1].numpy(), atol=1e-4)
