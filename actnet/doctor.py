@@ -146,9 +146,7 @@ def check_s3() -> list[Check]:
         session = boto3.session.Session()
         if session.get_credentials() is None:
             return [Check("s3", FAIL, f"{where}: no credentials found", "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")]
-        client = session.client(
-            "s3", config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
-        )
+        client = session.client("s3", config=Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1}))
         buckets = client.list_buckets().get("Buckets", [])
     except Exception as err:  # noqa: BLE001
         text = str(err).splitlines()[0][:200]

@@ -31,9 +31,7 @@ def video_files(paths: list[str | Path]) -> list[Path]:
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix[1:].lower() in VIDEO_EXTENSIONS
-            )
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix[1:].lower() in VIDEO_EXTENSIONS)
         elif path.exists():
             found.append(path)
         else:
