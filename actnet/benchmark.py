@@ -340,3 +340,256 @@ def loader_markdown(result: dict, cfg, source: str, workers: int) -> str:
     lines += ["| reader | samples/s |", "|---|---:|"]
     lines += [f"| {name} | {rate:.0f} |" for name, rate in result["readers"].items()]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- training
+
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, for model FLOP utilisation.
+PEAK_BF16 = {
+    "H200": 989.4e12,
+    "H100 SXM": 989.4e12,
+    "H100 80GB HBM3": 989.4e12,
+    "H100 PCIe": 756.5e12,
+    "H100": 989.4e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "RTX 4090": 165.2e12,
+}
+
+
+def peak_bf16(device_name: str) -> float | None:
+    for key, value in PEAK_BF16.items():  # most specific first
+        if key in device_name:
+            return value
+    return None
+
+
+def _resident(batch, device):
+    """The batch with its tensors already on ``device`` (what "no input pipeline" means)."""
+    return replace(batch, views={k: v.to(device) for k, v in batch.views.items()}, label=batch.label.to(device))
+
+
+def benchmark_training(run_cfg, steps: int, log=print) -> dict:
+    """The full dual-model step (labeled weak | unlabeled weak | unlabeled strong for both models, pseudo-labels
+    and the contrastive term on): clips/s with the real loader, the same on batches already in device memory
+    (the starvation ratio is the first's step time over the second's), and the step's FLOPs from torch's flop
+    counter, as a share of the device's peak bf16 rate when it is known."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from actnet.train import Trainer
+
+    trainer = Trainer(run_cfg, progress=False)
+    dev = trainer.device
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    step0 = trainer.warm_steps  # past the supervised warm-up: every term of the loss is on
+    iters = trainer._start(step0)
+    try:
+
+        def batches():
+            return {name: next(it) for name, it in iters.items()}
+
+        first = batches()
+        for k in range(2):  # warm-up: allocator, cuDNN autotuning, DALI's first batches
+            trainer.train_step(first if k == 0 else batches(), step0 + k)
+        sync()
+        with FlopCounterMode(display=False) as counter:
+            trainer.train_step(first, step0)
+        flops = counter.get_total_flops()
+        sync()
+        started = time.perf_counter()
+        for k in range(steps):
+            trainer.train_step(batches(), step0 + k)
+        sync()
+        real = (time.perf_counter() - started) / steps
+        resident = {name: _resident(b, dev) for name, b in first.items()}
+        sync()
+        started = time.perf_counter()
+        for k in range(steps):
+            trainer.train_step(resident, step0 + k)
+        sync()
+        ideal = (time.perf_counter() - started) / steps
+    finally:
+        for it in iters.values():
+            it.close()
+        for loader in trainer.loaders.values():
+            loader.stream.close()
+    lc = run_cfg.loader
+    clips = lc.batch_size * (1 + lc.mu)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    peak = peak_bf16(name) if dev.type == "cuda" else None
+    result = {
+        "device": name,
+        "models": run_cfg.model.presets(),
+        "input": {r: [c.frames, c.size, c.size] for r, c in lc.clips().items()},
+        "batch": {"labeled": lc.batch_size, "unlabeled": lc.batch_size * lc.mu},
+        "precision": "bf16"
+        if run_cfg.train.precision == "bf16" or (run_cfg.train.precision == "auto" and dev.type == "cuda")
+        else "fp32",
+        "steps": steps,
+        "step_s": real,
+        "step_s_resident": ideal,
+        "clips_per_s": clips / real,
+        "starvation": real / ideal,
+        "flops_per_step": flops,
+        "achieved_flops": flops / real,
+        "mfu": flops / real / peak if peak else None,
+        "peak_bf16": peak,
+    }
+    log(
+        f"  {'+'.join(result['models'].values())} at {result['input']['primary']}: {result['clips_per_s']:.2f} "
+        f"clips/s, starvation {result['starvation']:.3f}, {flops / 1e9:.1f} GFLOP/step"
+    )
+    return result
+
+
+def training_markdown(rows: list[dict], gpu_note: str) -> str:
+    m = machine_description()
+    lines = [
+        f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores), actnet {m['actnet']}. One step = both "
+        "models forward and backward on labeled weak + unlabeled weak + unlabeled strong clips, pseudo-labels and "
+        "the contrastive term on. clips/s counts videos (labeled + unlabeled) per second with the real DALI "
+        "loader; starvation = step time with the loader / step time on batches already in device memory (goal "
+        "<= 1.05); FLOPs from torch.utils.flop_counter over one step; MFU = achieved FLOP/s / the device's peak "
+        "dense bf16 rate (no peak is defined for a CPU).",
+        "",
+        "| device | models | input (T x S x S) | batch (lab + unl) | precision | clips/s | step s | starvation "
+        "| GFLOP/step | achieved TFLOP/s | MFU |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t, s, _ = r["input"]["primary"]
+        mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
+        lines.append(
+            f"| {r['device']} | {' + '.join(r['models'].values())} | {t} x {s} x {s} | "
+            f"{r['batch']['labeled']} + {r['batch']['unlabeled']} | {r['precision']} | {r['clips_per_s']:.2f} | "
+            f"{r['step_s']:.3f} | {r['starvation']:.3f} | {r['flops_per_step'] / 1e9:.1f} | "
+            f"{r['achieved_flops'] / 1e12:.3f} | {mfu} |"
+        )
+    if gpu_note:
+        lines += ["", gpu_note]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- scaling
+
+
+def benchmark_scaling(listing: SourceListing, workers: int, loader_cfg, batches: int, log=print) -> dict:
+    """Prepare seconds against videos, jobs and shards; unlabeled-stream clips/s against DALI threads and shards."""
+    from actnet.data.dali import make_loader
+
+    encode = EncodeConfig(short_side=96, speed=8)
+    n = len(listing.candidates)
+    sizes = sorted({max(4, n // 4), max(4, n // 2), n})
+    prepare_rows, loader_rows = [], []
+    with tempfile.TemporaryDirectory(prefix="actnet-scaling-") as tmp:
+
+        def run(videos: int, jobs: int, shards: int) -> tuple[float, Path]:
+            sub = replace(listing, candidates=listing.candidates[:videos])
+            out = Path(tmp) / f"v{videos}-j{jobs}-s{shards}"
+            opts = PrepareOptions(
+                out=str(out), manifests=None, workers=jobs, encode=encode, shards=ShardConfig(min_shards=shards)
+            )
+            seconds = timed_prepare(sub, opts)
+            prepare_rows.append({"videos": videos, "jobs": jobs, "shards": shards, "seconds": seconds})
+            log(f"  prepare {videos:4d} videos, {jobs} jobs, >= {shards:2d} shards: {seconds:6.2f} s")
+            return seconds, out / listing.dataset / listing.split
+
+        for videos in sizes:
+            run(videos, workers, 4)
+        if workers > 1:
+            run(n, 1, 4)
+        folders = {shards: run(n, workers, shards)[1] for shards in (1, 16)}
+        for folder in folders.values():
+            for threads in sorted({1, workers}):
+                cfg = replace(loader_cfg, num_threads=threads)
+                loader = make_loader(str(folder), "train", "unlabeled", cfg)
+                count = min(batches, loader.steps_per_epoch)
+                seconds, clips, _ = _time_batches(loader, count)
+                loader.stream.close()
+                row = {
+                    "shards": len(loader.stream.shards.info.shards),
+                    "threads": threads,
+                    "clips_per_s": clips / seconds,
+                }
+                loader_rows.append(row)
+                log(f"  loader  {row['shards']:2d} shards, {threads} threads: {row['clips_per_s']:6.1f} clips/s")
+    return {"prepare": prepare_rows, "loader": loader_rows, "encode": asdict(encode), "machine": machine_description()}
+
+
+def scaling_markdown(result: dict, source: str) -> str:
+    m, enc = result["machine"], result["encode"]
+    lines = [
+        f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
+        f"Source: {source}; encode {enc['codec']} speed {enc['speed']}, short side {enc['short_side']}. "
+        "Loader: the unlabeled stream (both models, weak + strong), DALI CPU backend.",
+        "",
+        "| videos | prepare jobs | shards (min) | prepare s | videos/s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["prepare"]:
+        lines.append(
+            f"| {r['videos']} | {r['jobs']} | {r['shards']} | {r['seconds']:.2f} | {r['videos'] / r['seconds']:.2f} |"
+        )
+    lines += ["", "| shards | DALI threads | unlabeled clips/s |", "|---:|---:|---:|"]
+    lines += [f"| {r['shards']} | {r['threads']} | {r['clips_per_s']:.1f} |" for r in result["loader"]]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------- soak
+
+
+def benchmark_soak(url: str, loader_cfg, epochs: int, log=print) -> dict:
+    """Host memory of the process while the unlabeled loader runs ``epochs`` whole epochs (a leak shows as growth)."""
+    import gc
+
+    import psutil
+
+    from actnet.data.dali import make_loader
+
+    proc = psutil.Process()
+    loader = make_loader(url, "train", "unlabeled", loader_cfg)
+    rss, clips, started = [proc.memory_info().rss], 0, time.perf_counter()
+    try:
+        for epoch in range(epochs):  # training streams never end: an epoch is steps_per_epoch batches, as in training
+            batches = loader.iterate(epoch)
+            for _, batch in zip(range(loader.steps_per_epoch), batches):
+                clips += len(batch)
+            batches.close()
+            gc.collect()
+            rss.append(proc.memory_info().rss)
+            log(f"  soak epoch {epoch + 1}/{epochs}: rss {rss[-1] / 2**20:.0f} MiB")
+    finally:
+        loader.stream.close()
+    settled = rss[2:] if len(rss) > 3 else rss[1:]  # after the first epochs' one-time allocations
+    half = len(settled) // 2
+    return {
+        "epochs": epochs,
+        "batches_per_epoch": loader.steps_per_epoch,
+        "clips": clips,
+        "seconds": time.perf_counter() - started,
+        "rss_mib": [r / 2**20 for r in rss],
+        "growth_mib": (settled[-1] - settled[0]) / 2**20,
+        "growth_second_half_mib": (settled[-1] - settled[half]) / 2**20,
+        "machine": machine_description(),
+    }
+
+
+def soak_markdown(result: dict, source: str) -> str:
+    m, rss = result["machine"], result["rss_mib"]
+    picks = sorted({0, 1, 2, len(rss) // 2, len(rss) - 1})
+    lines = [
+        f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
+        f"The unlabeled loader (both models, weak + strong views) over {result['epochs']} epochs of {source} "
+        f"({result['batches_per_epoch']} batches each, {result['clips']} clips, {result['seconds']:.0f} s), "
+        "host resident memory of the process after each epoch:",
+        "",
+        "| after epoch | " + " | ".join(str(i) for i in picks) + " |",
+        "|---|" + "---:|" * len(picks),
+        "| RSS MiB | " + " | ".join(f"{rss[i]:.0f}" for i in picks) + " |",
+        "",
+        f"Growth from epoch 2 to the end: {result['growth_mib']:+.1f} MiB; over the second half: "
+        f"{result['growth_second_half_mib']:+.1f} MiB.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -805,6 +805,117 @@ def benchmark_prepare_command(
         out.print(f"recorded in {results}")
 
 
+def _bench_shards(workers: int) -> tuple[Path, str]:
+    """The built-in synthetic set prepared once into the user cache (train, test, labeled 10%)."""
+    cfg = SyntheticConfig()
+    listing = synthetic_listing(cfg, None, workers)
+    cache = Path.home() / ".cache" / "actnet" / "bench-loader"
+    opts = PrepareOptions(
+        out=str(cache), manifests=None, workers=workers, labeled=("10%",), encode=EncodeConfig(short_side=96)
+    )
+    if run_prepare(listing, opts):
+        raise ActnetError("preparing the synthetic shards for the benchmark failed")
+    return (
+        cache / listing.dataset / listing.split,
+        f"built-in synthetic set ({cfg.width}x{cfg.height}, {cfg.frames} frames, VP9)",
+    )
+
+
+def _bench_loader_config(size: int, frames: int, batch_size: int, eval_clips: int, workers: int, device: str):
+    from actnet.config import ClipConfig, LoaderConfig
+
+    return LoaderConfig(
+        batch_size=batch_size,
+        mu=1,
+        eval_batch_size=max(1, batch_size // 2),
+        primary=ClipConfig(frames, (4, 8), size),
+        auxiliary=ClipConfig(frames, (2, 4), size),
+        eval_clips=eval_clips,
+        num_threads=workers,
+        device=device,
+    )
+
+
+@benchmark_app.command(
+    "all", help="Every benchmark in one run (prepare, loader, training, scaling, soak) -> results file."
+)
+@handle_errors
+def benchmark_all_command(
+    results: Annotated[Path, typer.Option(help="The markdown results file (+ .json beside it).")] = Path(
+        "docs/benchmarks.md"
+    ),
+    full: Annotated[
+        bool, typer.Option(help="Bigger, slower runs (the default takes a few minutes on 2 cores).")
+    ] = False,
+    paper_input: Annotated[
+        bool,
+        typer.Option(help="Also time the paper's input (8 x 224, R50 + ViT-S); always on a GPU, ~5 min on 2 cores."),
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Jobs, DALI threads, workers (0: cores).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+):
+    import time
+
+    import torch
+
+    from actnet import benchmark
+    from actnet.config import resolve_run_config
+
+    started = time.perf_counter()
+    workers = workers or os.cpu_count() or 1
+    gpu = device != "cpu" and torch.cuda.is_available()
+
+    out.print("[bold]1/5 prepare[/]")
+    listing = benchmark.synthetic_listing_for_benchmark(
+        48 if full else 12, 175 if full else 100, 320, 240, None, workers
+    )
+    result = benchmark.benchmark_prepare(listing, EncodeConfig(), workers, 2 if full else 1, log=out.print)
+    benchmark.record(
+        "prepare", benchmark.prepare_markdown(result, "synthetic, 320x240 (H.264 sources)"), result, results
+    )
+
+    out.print("[bold]2/5 loader[/]")
+    data, source = _bench_shards(workers)
+    loader_cfg = _bench_loader_config(64, 8, 8, 10, workers, device)
+    result = benchmark.benchmark_loader(str(data), loader_cfg, 8 if full else 4, workers, log=out.print)
+    benchmark.record("loader", benchmark.loader_markdown(result, loader_cfg, source, workers), result, results)
+
+    out.print("[bold]3/5 training[/]")
+    base = {"data": {"url": str(data), "labeled": "labeled-10pct-seed0"}, "out": str(Path.home() / ".cache" / "actnet")}
+    common = [f"loader.device={device}", f"loader.num_threads={workers}", "train.eval_every=0"]
+    rows = [
+        benchmark.benchmark_training(
+            resolve_run_config("demo", common, {**base, "name": "bench"}), 10 if full else 5, out.print
+        )
+    ]
+    if gpu or paper_input:
+        paper = [*common, "objective.supervised_epochs=0"] + ([] if gpu else ["loader.batch_size=1", "loader.mu=1"])
+        paper_cfg = resolve_run_config("ucf101_1pct", paper, {**base, "name": "bench-paper"})
+        rows.append(benchmark.benchmark_training(paper_cfg, 10 if gpu else 2, out.print))
+    note = (
+        ""
+        if gpu
+        else (
+            f"GPU rows: not measured. No GPU machine was lent to the session that ran this ({rows[0]['device']}); "
+            "`actnet benchmark all` on a GPU machine adds them (paper input, bf16, NVDEC decoding)."
+        )
+    )
+    benchmark.record("training", benchmark.training_markdown(rows, note), {"rows": rows}, results)
+
+    out.print("[bold]4/5 scaling[/]")
+    syn = SyntheticConfig()
+    listing = synthetic_listing(syn, None, workers)
+    listing.candidates = sorted(listing.candidates, key=lambda c: c.key)[: 96 if full else 32]
+    result = benchmark.benchmark_scaling(listing, workers, loader_cfg, 8 if full else 4, log=out.print)
+    source = f"built-in synthetic set ({syn.width}x{syn.height}, {syn.frames} frames)"
+    benchmark.record("scaling", benchmark.scaling_markdown(result, source), result, results)
+
+    out.print("[bold]5/5 soak[/]")
+    result = benchmark.benchmark_soak(str(data), loader_cfg, 30 if full else 12, log=out.print)
+    benchmark.record("soak", benchmark.soak_markdown(result, "the built-in synthetic set"), result, results)
+    out.print(f"all benchmarks recorded in {results} ({(time.perf_counter() - started) / 60:.1f} min)")
+
+
 @benchmark_app.command("loader", help="The DALI loader's clips/s vs torchcodec in a DataLoader, same shards, same run.")
 @handle_errors
 def benchmark_loader_command(
@@ -824,30 +935,10 @@ def benchmark_loader_command(
     results: Annotated[Path | None, typer.Option(help="Record the figures in this markdown file (+ .json).")] = None,
 ):
     from actnet import benchmark
-    from actnet.config import ClipConfig, LoaderConfig
 
     workers = workers or os.cpu_count() or 1
-    if data is None:
-        cfg = SyntheticConfig()
-        listing = synthetic_listing(cfg, None, workers)
-        cache = Path.home() / ".cache" / "actnet" / "bench-loader"
-        opts = PrepareOptions(out=str(cache), manifests=None, workers=workers, encode=EncodeConfig(short_side=96))
-        if run_prepare(listing, opts):
-            raise ActnetError("preparing the synthetic shards for the benchmark failed")
-        data = cache / listing.dataset / listing.split
-        source = f"built-in synthetic set ({cfg.width}x{cfg.height}, {cfg.frames} frames, VP9)"
-    else:
-        source = str(data)
-    cfg = LoaderConfig(
-        batch_size=batch_size,
-        mu=1,
-        eval_batch_size=max(1, batch_size // 2),
-        primary=ClipConfig(frames, (4, 8), size),
-        auxiliary=ClipConfig(frames, (2, 4), size),
-        eval_clips=eval_clips,
-        num_threads=workers,
-        device=device,
-    )
+    data, source = (data, str(data)) if data is not None else _bench_shards(workers)
+    cfg = _bench_loader_config(size, frames, batch_size, eval_clips, workers, device)
     out.print(f"benchmark loader: {data}, {batches} batches per stream, {workers} threads/workers")
     result = benchmark.benchmark_loader(str(data), cfg, batches, workers, log=out.print)
     markdown = benchmark.loader_markdown(result, cfg, source, workers)

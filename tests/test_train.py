@@ -402,3 +402,27 @@ def test_resume_auto_takes_the_newest_complete_checkpoint(shards, tmp_path):
     assert load_checkpoint(tmp_path / "auto")["step"] == 3
     record = json.loads((tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()[-1])
     assert 0 <= record["data_share"] <= 1 and record["host_rss_gib"] > 0.1  # long-run health in every log line
+
+
+def test_training_benchmark_and_soak_give_plausible_figures(shards, tmp_path):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from actnet.benchmark import benchmark_soak, benchmark_training, training_markdown
+    from actnet.models import create_model
+
+    cfg = tiny_config(shards, tmp_path, "bench", "objective.supervised_epochs=1")
+    r = benchmark_training(cfg, 2, log=lambda *_: None)
+    assert r["clips_per_s"] > 0 and r["starvation"] > 0 and r["mfu"] is None  # no peak rate for a CPU
+    forward = 0  # both models forward over the step's clips: labeled weak + unlabeled weak + unlabeled strong
+    for role, clip in cfg.loader.clips().items():
+        model = create_model(cfg.model.presets()[role], 3)
+        x = torch.randn(2 + 2 * 2, 3, clip.frames, clip.size, clip.size)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        forward += counter.get_total_flops()
+    assert 2.5 < r["flops_per_step"] / forward < 3.5  # forward + backward is about three forwards
+    text = training_markdown([r], "GPU rows: not measured")
+    assert "| CPU | r3d_tiny + timesformer_tiny | 4 x 32 x 32 | 2 + 2 | fp32 |" in text and "n/a" in text
+
+    soak = benchmark_soak(str(shards), cfg.loader, 3, log=lambda *_: None)
+    assert len(soak["rss_mib"]) == 4 and soak["clips"] == 3 * soak["batches_per_epoch"] * 2
