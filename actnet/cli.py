@@ -633,7 +633,10 @@ def predict_command(
             if "error" in r:
                 console.print(Text(f"{r['file']}: ", style="bold red") + Text(r["error"]))
                 continue
-            table = Table(title=f"{r['file']} ({r['frames']} frames at {r['fps']:g} fps)", box=box.SIMPLE_HEAD)
+            out.print(
+                Text(r["file"], style="bold") + Text(f" ({r['frames']} frames at {r['fps']:g} fps)"), soft_wrap=True
+            )
+            table = Table(box=box.SIMPLE_HEAD)
             for role in r["top"]:
                 table.add_column(role)
             rows = zip(*r["top"].values())
