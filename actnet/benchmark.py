@@ -562,8 +562,11 @@ def benchmark_soak(url: str, loader_cfg, epochs: int, log=print) -> dict:
             log(f"  soak epoch {epoch + 1}/{epochs}: rss {rss[-1] / 2**20:.0f} MiB")
     finally:
         loader.stream.close()
-    settled = rss[2:] if len(rss) > 3 else rss[1:]  # after the first epochs' one-time allocations
+    settled = rss[3:] if len(rss) > 5 else rss[1:]  # after the first epochs' one-time allocations
     half = len(settled) // 2
+    x = list(range(len(settled)))
+    mx, my = sum(x) / len(x), sum(settled) / len(settled)
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, settled)) / max(sum((a - mx) ** 2 for a in x), 1e-9)
     return {
         "epochs": epochs,
         "batches_per_epoch": loader.steps_per_epoch,
@@ -572,13 +575,15 @@ def benchmark_soak(url: str, loader_cfg, epochs: int, log=print) -> dict:
         "rss_mib": [r / 2**20 for r in rss],
         "growth_mib": (settled[-1] - settled[0]) / 2**20,
         "growth_second_half_mib": (settled[-1] - settled[half]) / 2**20,
+        "slope_mib_per_epoch": slope / 2**20,  # least squares over the settled epochs
+        "settled_from_epoch": len(rss) - len(settled),
         "machine": machine_description(),
     }
 
 
 def soak_markdown(result: dict, source: str) -> str:
     m, rss = result["machine"], result["rss_mib"]
-    picks = sorted({0, 1, 2, len(rss) // 2, len(rss) - 1})
+    picks = sorted({0, 1, 3, len(rss) // 4, len(rss) // 2, 3 * len(rss) // 4, len(rss) - 1})
     lines = [
         f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
         f"The unlabeled loader (both models, weak + strong views) over {result['epochs']} epochs of {source} "
@@ -589,7 +594,10 @@ def soak_markdown(result: dict, source: str) -> str:
         "|---|" + "---:|" * len(picks),
         "| RSS MiB | " + " | ".join(f"{rss[i]:.0f}" for i in picks) + " |",
         "",
-        f"Growth from epoch 2 to the end: {result['growth_mib']:+.1f} MiB; over the second half: "
-        f"{result['growth_second_half_mib']:+.1f} MiB.",
+        f"From epoch {result['settled_from_epoch']} (after the first epochs' one-time allocations) to the end: "
+        f"{result['growth_mib']:+.1f} MiB; over the second half {result['growth_second_half_mib']:+.1f} MiB; "
+        f"least-squares trend {result['slope_mib_per_epoch']:+.2f} MiB per epoch, "
+        f"{result['slope_mib_per_epoch'] * 1000:+.0f} MiB per 1000 epochs. Glibc's heap moves by tens of MiB "
+        "from epoch to epoch; a leak shows as a trend that keeps growing with more epochs.",
     ]
     return "\n".join(lines) + "\n"
