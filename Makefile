@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-fast demo lint bench-prepare bench-loader models-table
+.PHONY: setup test test-fast demo lint bench bench-prepare bench-loader models-table
 
 setup:
 	@VENV=$(VENV) bash tools/setup.sh
@@ -21,6 +21,9 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check actnet tests tools
 	$(BIN)/ruff format --check actnet tests tools
+
+bench: setup
+	$(BIN)/actnet benchmark all --results docs/benchmarks.md
 
 bench-prepare: setup
 	$(BIN)/actnet benchmark prepare --results docs/benchmarks.md
