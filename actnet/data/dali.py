@@ -299,7 +299,10 @@ class DaliLoader:
     def iterate(self, epoch: int, skip: int = 0) -> Iterator[Batch]:
         """Batches from batch ``skip`` of ``epoch`` on, with augmentation seeded by (seed, stream, rank, epoch,
         skip): two iterations started at the same place give the same batches, which is what makes a resumed
-        training run repeat an uninterrupted one (the trainer restarts its loaders at every checkpoint)."""
+        training run repeat an uninterrupted one (the trainer restarts its loaders at every checkpoint).
+
+        Training streams (labeled, unlabeled) never end: they run on into the next epochs, so take
+        ``steps_per_epoch`` batches and close the iterator; only evaluation stops after its last batch."""
         feeder = _Feeder(self.stream.batches(epoch, skip), self.models, self.kind == "eval", clean=self._clean)
         pipe = self._pipeline(feeder, self.stream.batch_size, self._seed(epoch, skip))
         while True:
