@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
+
 from actnet import __version__
 from actnet.config import EncodeConfig, PrepareOptions, ShardConfig, SyntheticConfig
 from actnet.data.media import encode_command, probe
@@ -573,9 +575,7 @@ def benchmark_soak(url: str, loader_cfg, epochs: int, log=print) -> dict:
         loader.stream.close()
     settled = rss[3:] if len(rss) > 5 else rss[1:]  # after the first epochs' one-time allocations
     half = len(settled) // 2
-    x = list(range(len(settled)))
-    mx, my = sum(x) / len(x), sum(settled) / len(settled)
-    slope = sum((a - mx) * (b - my) for a, b in zip(x, settled)) / max(sum((a - mx) ** 2 for a in x), 1e-9)
+    slope = float(np.polyfit(np.arange(len(settled)), settled, 1)[0]) if len(settled) > 1 else 0.0
     return {
         "epochs": epochs,
         "batches_per_epoch": loader.steps_per_epoch,

@@ -216,21 +216,21 @@ def load_checkpoint(path: str | Path) -> dict:
 def newest_checkpoint(run_dir: str | Path) -> Path | None:
     """The run folder's newest checkpoint that loads (``last.pt`` or ``step-*.pt``), for ``--resume auto``.
 
-    Writes are atomic, so a checkpoint is either whole or absent; one damaged some other way (a disk fault, a
-    hand copy cut short) is passed over with a warning and the next newest is taken.
+    ``last.pt`` is written at every checkpoint before its ``step-*.pt`` copy, so it is the newest when whole and
+    only one file is loaded; one damaged some other way (a disk fault, a hand copy cut short) is passed over with
+    a warning and the ``step-*.pt`` files are tried, newest first.
     """
     run_dir = Path(run_dir)
-    found = []
-    for path in [run_dir / "last.pt", *run_dir.glob("step-*.pt")]:
+    for path in [run_dir / "last.pt", *sorted(run_dir.glob("step-*.pt"), reverse=True)]:
         if not path.is_file():
             continue
         try:
-            ckpt = load_checkpoint(path)
+            load_checkpoint(path)
         except ActnetError as err:
             log.warning("--resume auto: passing over %s", err)
             continue
-        found.append((int(ckpt["step"]), path.name == "last.pt", path))
-    return max(found)[2] if found else None
+        return path
+    return None
 
 
 def memory_usage(device: torch.device) -> dict[str, float]:
