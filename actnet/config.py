@@ -143,6 +143,7 @@ class PrepareOptions:
     part: tuple[int, int] = (1, 1)  # (i, k): this machine prepares part i of k
     max_reject_fraction: float = 0.05
     work_dir: str | None = None  # local staging for remote outputs; default ~/.cache/actnet/staging
+    verify_batch: int = 8  # encoded videos verified per ffmpeg run (an ffmpeg start costs ~70 ms of CPU)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 
@@ -154,6 +155,8 @@ class PrepareOptions:
             raise ActnetError(f"--max-reject-fraction must be between 0 and 1, not {self.max_reject_fraction}")
         if self.workers < 0:
             raise ActnetError(f"--workers must be 0 (all cores) or positive, not {self.workers}")
+        if self.verify_batch < 1:
+            raise ActnetError(f"verify_batch must be at least 1, not {self.verify_batch}")
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -11,8 +11,9 @@ Output layout, under ``<out>/<dataset>/<split>/`` (a local folder or ``s3://buck
     _done/                             one marker per finished shard (its rows and rejects) and per finished part
 
 How a run stays safe to interrupt: videos are encoded in a fixed, seeded order (so shards mix classes) by
-``--workers`` parallel ffmpeg processes; each shard is assembled in a staging folder, moved into place
-(a rename, or an S3 upload), and only then is its ``_done`` marker written. A rerun skips every video recorded
+``--workers`` parallel jobs, each encoding a few consecutive videos and then verifying them in one ffmpeg run.
+Each shard is assembled in a staging folder, moved into place (a rename, or an S3 upload), and only then is
+its ``_done`` marker written. A rerun skips every video recorded
 in a marker and continues with the next shard, so finished shards are never redone and nothing half-written
 is ever taken for complete. A shard set is complete when its ``info.json`` exists; it is written last.
 
@@ -36,7 +37,7 @@ from pathlib import Path
 from actnet import __version__
 from actnet.config import EncodeConfig, PrepareOptions, ShardConfig
 from actnet.data.manifest import Candidate, Skipped, dump_jsonl, manifest_row, sha256_bytes, stable_rank
-from actnet.data.media import MediaError, transcode
+from actnet.data.media import MediaError, SourceInfo, accept, encode, verify_many
 from actnet.data.shards import (
     ShardRecord,
     ShardSetInfo,
@@ -149,16 +150,38 @@ def _done_markers(storage: Storage) -> dict[str, dict]:
     return {Path(name).stem: json.loads(storage.read_bytes(name)) for name in storage.list("_done")}
 
 
-def _encode_one(candidate: Candidate, staging: Path, cfg: EncodeConfig) -> dict:
-    dst = staging / f"{candidate.key}.{cfg.extension}"
-    try:
-        source, encoded = transcode(candidate.path, dst, cfg)
-    except MediaError as err:
-        if dst.exists():
-            dst.unlink()
-        return {"reject": str(err)}
-    row = manifest_row(candidate, source.manifest_fields())
-    return {"file": str(dst), "row": row, "video": encoded.as_dict()}
+def _encode_chunk(chunk: list[Candidate], staging: Path, cfg: EncodeConfig) -> list[dict]:
+    """Encode a few videos one after another, then verify them all in one ffmpeg run; an outcome per video."""
+    outcomes: list[dict] = []
+    encoded: list[tuple[int, Path, SourceInfo, int]] = []
+    for candidate in chunk:
+        dst = staging / f"{candidate.key}.{cfg.extension}"
+        try:
+            source, frames = encode(candidate.path, dst, cfg)
+            encoded.append((len(outcomes), dst, source, frames))
+            outcomes.append({})
+        except MediaError as err:
+            outcomes.append({"reject": str(err)})
+            dst.unlink(missing_ok=True)
+    counts = verify_many([dst for _, dst, _, _ in encoded], cfg) if encoded else []
+    for (i, dst, source, frames), decoded in zip(encoded, counts):
+        try:
+            if isinstance(decoded, MediaError):
+                raise decoded
+            video = accept(source, frames, decoded, cfg)
+        except MediaError as err:
+            outcomes[i] = {"reject": str(err)}
+            dst.unlink(missing_ok=True)
+            continue
+        row = manifest_row(chunk[i], source.manifest_fields())
+        outcomes[i] = {"file": str(dst), "row": row, "video": video.as_dict()}
+    return outcomes
+
+
+def _chunks(items: list, workers: int, most: int) -> list[list]:
+    """Consecutive runs of at most ``most`` items, at least two per worker when there are enough."""
+    size = max(1, min(most, -(-len(items) // (2 * workers))))
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _publish(storage: Storage, writer: ShardWriter, stem: str) -> ShardRecord:
@@ -219,8 +242,9 @@ def _encode_set(
 
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        job = lambda c: _encode_one(c, staging, opts.encode)  # noqa: E731
-        for candidate, outcome in _ordered_map(pool, job, todo, window=2 * workers):
+        job = lambda chunk: _encode_chunk(chunk, staging, opts.encode)  # noqa: E731
+        done = _ordered_map(pool, job, _chunks(todo, workers, opts.verify_batch), window=2 * workers)
+        for candidate, outcome in ((c, o) for chunk, outcomes in done for c, o in zip(chunk, outcomes)):
             progress.advance()
             if "reject" in outcome:
                 rejects.append(_reject_row(candidate, outcome["reject"]))

@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 from conftest import TEST_ENCODE, ffmpeg, make_video
 
-from actnet.data.media import MediaError, output_size, probe, transcode
+from actnet.data.media import MediaError, encode, output_size, probe, transcode, verify_many
 
 
 def ffprobe_json(path, *args) -> dict:
@@ -81,6 +81,28 @@ def test_truncated_file_is_rejected(tmp_path):
     cut.write_bytes(data[: len(data) * 2 // 5])
     with pytest.raises(MediaError, match="truncated or corrupt"):
         transcode(cut, tmp_path / "out.webm", TEST_ENCODE)
+
+
+@pytest.mark.parametrize("mode", ["full", "packets"])
+def test_verify_many_names_the_damaged_files_and_counts_the_rest(tmp_path, mode):
+    """One ffmpeg run verifies a batch; a damaged file gets its own reason and its neighbours their counts."""
+    good = []
+    for i, frames in enumerate((30, 41)):
+        src = make_video(tmp_path / f"src{i}.mp4", frames=frames, size="96x64", extra=["-f", "mp4"])
+        good.append(tmp_path / f"good{i}.webm")
+        encode(src, good[-1], TEST_ENCODE)
+    data = bytearray(good[1].read_bytes())
+    cut, garbled = tmp_path / "cut.webm", tmp_path / "garbled.webm"
+    cut.write_bytes(data[: len(data) // 2])
+    n = len(data)
+    data[n // 3 : n // 3 + n // 4] = b"\xff" * (n // 4)  # spans several blocks: breaks the container too
+    garbled.write_bytes(data)
+    cfg = replace(TEST_ENCODE, verify=mode)
+    assert verify_many(good, cfg) == [30, 41]
+    results = verify_many([good[0], cut, good[1], garbled], cfg)
+    assert results[0] == 30 and results[2] == 41
+    for damaged in (results[1], results[3]):
+        assert isinstance(damaged, MediaError) and str(damaged).startswith("encoded file ")
 
 
 def test_audio_only_file_is_rejected(tmp_path):
