@@ -136,6 +136,15 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def channels_last_3d(model: nn.Module) -> nn.Module:
+    """Put the 5-D weights (3-D convolutions) in channels_last_3d; ``model.to(memory_format=...)`` would fail on
+    the ViT's 4-D patch-embedding weight and has nothing to gain on 1-D and 2-D ones."""
+    for param in model.parameters():
+        if param.dim() == 5:
+            param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
+
+
 def make_optimizer(cfg: OptimConfig, module: nn.Module) -> torch.optim.Optimizer:
     groups = param_groups(module, cfg.weight_decay)
     if cfg.name == "adamw":
@@ -394,7 +403,7 @@ class Trainer:
         for s in self.students.values():
             s.to(self.device)
             if self.tcfg.channels_last:
-                s.to(memory_format=torch.channels_last_3d)
+                channels_last_3d(s)
         optims = {"primary": cfg.optim.primary, "auxiliary": cfg.optim.auxiliary}
         self.optimizers = {r: make_optimizer(optims[r], s) for r, s in self.students.items()}
         warmup = round(self.tcfg.warmup_epochs * self.steps_per_epoch)

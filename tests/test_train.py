@@ -205,6 +205,20 @@ def test_resume_repeats_the_uninterrupted_run(shards, tmp_path):
             assert torch.equal(a[role][key], b[role][key]), (role, key)
 
 
+def test_channels_last_3d_trains_the_same_steps(shards, tmp_path):
+    """train.channels_last reformats the 3-D convolutions only (the ViT has 4-D weights) and changes no result."""
+    plain = Trainer(tiny_config(shards, tmp_path, "plain", "train.max_steps=2"), progress=False)
+    plain.fit()
+    fast = Trainer(tiny_config(shards, tmp_path, "cl", "train.max_steps=2", "train.channels_last=true"), progress=False)
+    conv = next(m for m in fast.students["primary"].modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert not conv.weight.is_contiguous()
+    fast.fit()
+    assert [r[0] for r in losses(fast)] == [r[0] for r in losses(plain)]
+    for a, b in zip(losses(fast), losses(plain)):
+        assert a[1:] == pytest.approx(b[1:], rel=1e-4, abs=1e-5)
+
+
 def test_an_existing_run_is_not_overwritten(shards, tmp_path):
     Trainer(tiny_config(shards, tmp_path, "once", "train.max_steps=1"), progress=False).fit()
     with pytest.raises(ActnetError, match="already holds a checkpoint; resume it with --resume"):
