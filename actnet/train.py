@@ -146,10 +146,13 @@ def channels_last_3d(model: nn.Module) -> nn.Module:
 
 
 def make_optimizer(cfg: OptimConfig, module: nn.Module) -> torch.optim.Optimizer:
+    """SGD or AdamW over ``param_groups``, built after the module is on its device (fused kernels need that)."""
     groups = param_groups(module, cfg.weight_decay)
+    on_fused_device = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in module.parameters())
+    impl = {"fused": True} if cfg.fused and on_fused_device else {"foreach": True}
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, cfg.betas2))
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, cfg.betas2), **impl)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **impl)
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
