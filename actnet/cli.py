@@ -839,8 +839,45 @@ def _bench_loader_config(size: int, frames: int, batch_size: int, eval_clips: in
     )
 
 
+def _bench_step_options(base: dict, common: list[str], gpu: bool, full: bool) -> dict:
+    """The speed-option ladder: the paper's models and input on a GPU, the demo's tiny ones on a CPU (where bf16,
+    emulated, is timed only with --full)."""
+    import torch
+
+    from actnet import benchmark
+    from actnet.config import resolve_run_config
+
+    recipe = "ucf101_1pct" if gpu else "demo"
+    fixed = [*common, "objective.supervised_epochs=0"] if gpu else common
+    rows = benchmark.STEP_OPTIONS if gpu or full else [r for r in benchmark.STEP_OPTIONS if "bf16" not in r[0]]
+    make = lambda extra: resolve_run_config(recipe, [*fixed, *extra], {**base, "name": "bench-options"})  # noqa: E731
+    cfg = make([])
+    lc = cfg.loader
+    described = (
+        f"{cfg.model.primary} + {cfg.model.auxiliary}, {lc.primary.frames} x {lc.primary.size} x {lc.primary.size}, "
+        f"batch {lc.batch_size} + {lc.batch_size * lc.mu}"
+    )
+    ladder = benchmark.benchmark_step_options(make, rows, 10 if gpu or full else 5, log=out.print)
+    paper = resolve_run_config("ucf101_1pct", [], {**base, "name": "bench-options"})
+    device = torch.device("cuda" if gpu else "cpu")
+    optim = {"primary": paper.optim.primary, "auxiliary": paper.optim.auxiliary}
+    models = {"primary": paper.model.primary, "auxiliary": paper.model.auxiliary}
+    opt_rows = benchmark.benchmark_optimizer_step(optim, models, 101, device)
+    note = "" if gpu else "GPU rows: not measured (no GPU machine was lent to the session that ran this)."
+    return {
+        "rows": ladder,
+        "config": described,
+        "device": torch.cuda.get_device_name() if gpu else "CPU",
+        "optimizer": opt_rows,
+        "optimizer_models": f"{paper.model.primary} + {paper.model.auxiliary}, 101 classes, the paper's optimizers",
+        "note": note,
+        "machine": benchmark.machine_description(),
+    }
+
+
 @benchmark_app.command(
-    "all", help="Every benchmark in one run (prepare, loader, training, scaling, soak) -> results file."
+    "all",
+    help="Every benchmark in one run (prepare, loader, training, step options, scaling, soak) -> results file.",
 )
 @handle_errors
 def benchmark_all_command(
@@ -868,7 +905,7 @@ def benchmark_all_command(
     workers = workers or os.cpu_count() or 1
     gpu = device != "cpu" and torch.cuda.is_available()
 
-    out.print("[bold]1/5 prepare[/]")
+    out.print("[bold]1/6 prepare[/]")
     listing = benchmark.synthetic_listing_for_benchmark(
         48 if full else 12, 175 if full else 100, 320, 240, None, workers
     )
@@ -877,13 +914,13 @@ def benchmark_all_command(
         "prepare", benchmark.prepare_markdown(result, "synthetic, 320x240 (H.264 sources)"), result, results
     )
 
-    out.print("[bold]2/5 loader[/]")
+    out.print("[bold]2/6 loader[/]")
     data, source = _bench_shards(workers)
     loader_cfg = _bench_loader_config(64, 8, 8, 10, workers, device)
     result = benchmark.benchmark_loader(str(data), loader_cfg, 8 if full else 4, workers, log=out.print)
     benchmark.record("loader", benchmark.loader_markdown(result, loader_cfg, source, workers), result, results)
 
-    out.print("[bold]3/5 training[/]")
+    out.print("[bold]3/6 training[/]")
     base = {"data": {"url": str(data), "labeled": "labeled-10pct-seed0"}, "out": str(Path.home() / ".cache" / "actnet")}
     common = [f"loader.device={device}", f"loader.num_threads={workers}", "train.eval_every=0"]
     rows = [
@@ -905,7 +942,11 @@ def benchmark_all_command(
     )
     benchmark.record("training", benchmark.training_markdown(rows, note), {"rows": rows}, results)
 
-    out.print("[bold]4/5 scaling[/]")
+    out.print("[bold]4/6 step options[/]")
+    result = _bench_step_options(base, common, gpu, full)
+    benchmark.record("step-options", benchmark.step_options_markdown(result), result, results)
+
+    out.print("[bold]5/6 scaling[/]")
     syn = SyntheticConfig()
     listing = synthetic_listing(syn, None, workers)
     listing.candidates = sorted(listing.candidates, key=lambda c: c.key)[: 96 if full else 32]
@@ -913,7 +954,7 @@ def benchmark_all_command(
     source = f"built-in synthetic set ({syn.width}x{syn.height}, {syn.frames} frames)"
     benchmark.record("scaling", benchmark.scaling_markdown(result, source), result, results)
 
-    out.print("[bold]5/5 soak[/]")
+    out.print("[bold]6/6 soak[/]")
     epochs = 100 if full else 24
     out.print(f"  {epochs} epochs of the unlabeled loader in a fresh process")
     result = benchmark.soak_in_child(str(data), loader_cfg, epochs)

@@ -156,6 +156,30 @@ def test_no_weight_decay_on_norms_biases_and_embeddings():
     assert {"pos_embed", "time_embed", "cls_token"} <= skipped and "head.weight" not in skipped
 
 
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_fused_optimizers_are_the_default_and_step_like_foreach(name):
+    from actnet.config import OptimConfig
+    from actnet.models import create_model
+
+    torch.manual_seed(0)
+    models = [create_model("r3d_tiny", 3) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    cfg = OptimConfig(name=name, lr=0.01, weight_decay=0.05, nesterov=name == "sgd")
+    fused, foreach = (
+        train_mod.make_optimizer(cfg, models[0]),
+        train_mod.make_optimizer(replace(cfg, fused=False), models[1]),
+    )
+    assert fused.defaults["fused"] and foreach.defaults["foreach"] and not foreach.defaults["fused"]
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in models[0].parameters()]
+        for model, opt in ((models[0], fused), (models[1], foreach)):
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------- loop
 
 
@@ -440,3 +464,32 @@ def test_training_benchmark_and_soak_give_plausible_figures(shards, tmp_path):
 
     soak = benchmark_soak(str(shards), cfg.loader, 3, log=lambda *_: None)
     assert len(soak["rss_mib"]) == 4 and soak["clips"] == 3 * soak["batches_per_epoch"] * 2
+
+
+def test_step_option_ladder_adds_each_row_to_the_last(shards, tmp_path):
+    from actnet.benchmark import benchmark_optimizer_step, benchmark_step_options, step_options_markdown
+    from actnet.config import OptimConfig
+
+    seen = []
+
+    def make(overrides):
+        seen.append(list(overrides))
+        return tiny_config(shards, tmp_path, f"ladder{len(seen)}", *overrides)
+
+    rows = [
+        ("before", ["train.channels_last=false", "optim.primary.fused=false"]),
+        ("+ cl", ["train.channels_last=true"]),
+    ]
+    ladder = benchmark_step_options(make, rows, 1, log=lambda *_: None)
+    assert seen == [rows[0][1], rows[0][1] + rows[1][1]]
+    assert all(r["step_s"] > 0 and r["warmup_s"] > 0 for r in ladder)
+
+    optims = {"primary": OptimConfig(name="sgd"), "auxiliary": OptimConfig(name="adamw")}
+    models = {"primary": "r3d_tiny", "auxiliary": "timesformer_tiny"}
+    opt = benchmark_optimizer_step(optims, models, 3, torch.device("cpu"), repeat=1)
+    assert [r["optimizer"] for r in opt] == ["sgd", "adamw"] and all(min(r["ms"].values()) > 0 for r in opt)
+    from actnet.benchmark import machine_description
+
+    result = {"rows": ladder, "config": "tiny", "device": "CPU", "optimizer": opt, "optimizer_models": "tiny"}
+    text = step_options_markdown(result | {"machine": machine_description()})
+    assert "| before |" in text and "| + cl |" in text and "| 1.00 |" in text and "| r3d_tiny | sgd |" in text
