@@ -877,7 +877,7 @@ def _bench_step_options(base: dict, common: list[str], gpu: bool, full: bool) ->
 
 @benchmark_app.command(
     "all",
-    help="Every benchmark in one run (prepare, loader, training, step options, scaling, soak) -> results file.",
+    help="Every benchmark in one run (prepare, loader, decoders, training, step options, scaling, soak) -> results.",
 )
 @handle_errors
 def benchmark_all_command(
@@ -905,7 +905,7 @@ def benchmark_all_command(
     workers = workers or os.cpu_count() or 1
     gpu = device != "cpu" and torch.cuda.is_available()
 
-    out.print("[bold]1/6 prepare[/]")
+    out.print("[bold]1/7 prepare[/]")
     listing = benchmark.synthetic_listing_for_benchmark(
         48 if full else 12, 175 if full else 100, 320, 240, None, workers
     )
@@ -914,13 +914,19 @@ def benchmark_all_command(
         "prepare", benchmark.prepare_markdown(result, "synthetic, 320x240 (H.264 sources)"), result, results
     )
 
-    out.print("[bold]2/6 loader[/]")
+    out.print("[bold]2/7 loader[/]")
     data, source = _bench_shards(workers)
     loader_cfg = _bench_loader_config(64, 8, 8, 10, workers, device)
     result = benchmark.benchmark_loader(str(data), loader_cfg, 8 if full else 4, workers, log=out.print)
     benchmark.record("loader", benchmark.loader_markdown(result, loader_cfg, source, workers), result, results)
 
-    out.print("[bold]3/6 training[/]")
+    out.print("[bold]3/7 decoders[/]")
+    result = benchmark.benchmark_decoders(str(data), "test", 48 if full else 16, gpu)
+    if gpu:
+        result["device"] = torch.cuda.get_device_name()
+    benchmark.record("decoders", benchmark.decoders_markdown(result, source), result, results)
+
+    out.print("[bold]4/7 training[/]")
     base = {"data": {"url": str(data), "labeled": "labeled-10pct-seed0"}, "out": str(Path.home() / ".cache" / "actnet")}
     common = [f"loader.device={device}", f"loader.num_threads={workers}", "train.eval_every=0"]
     rows = [
@@ -942,11 +948,11 @@ def benchmark_all_command(
     )
     benchmark.record("training", benchmark.training_markdown(rows, note), {"rows": rows}, results)
 
-    out.print("[bold]4/6 step options[/]")
+    out.print("[bold]5/7 step options[/]")
     result = _bench_step_options(base, common, gpu, full)
     benchmark.record("step-options", benchmark.step_options_markdown(result), result, results)
 
-    out.print("[bold]5/6 scaling[/]")
+    out.print("[bold]6/7 scaling[/]")
     syn = SyntheticConfig()
     listing = synthetic_listing(syn, None, workers)
     listing.candidates = sorted(listing.candidates, key=lambda c: c.key)[: 96 if full else 32]
@@ -954,7 +960,7 @@ def benchmark_all_command(
     source = f"built-in synthetic set ({syn.width}x{syn.height}, {syn.frames} frames)"
     benchmark.record("scaling", benchmark.scaling_markdown(result, source), result, results)
 
-    out.print("[bold]6/6 soak[/]")
+    out.print("[bold]7/7 soak[/]")
     epochs = 100 if full else 24
     out.print(f"  {epochs} epochs of the unlabeled loader in a fresh process")
     result = benchmark.soak_in_child(str(data), loader_cfg, epochs)

@@ -358,6 +358,20 @@ def test_benchmark_loader_records_its_figures(indexed, tmp_path):
     assert len(data["readers"]) == 3 and "| unlabeled (train) | 2 |" in results.read_text()
 
 
+def test_decoder_comparison_finds_the_same_frames_and_would_see_a_shifted_seek(indexed):
+    from actnet.benchmark import _agreement, benchmark_decoders, decoders_markdown
+
+    result = benchmark_decoders(str(indexed), "train", 3, gpu=False, frames_per_sample=5)
+    (row,) = result["rows"]
+    assert row["samples"] == 3 and row["frames"] == 15
+    assert row["same_frame"] == 15 and row["mean_abs"] < 1.5  # lossless VP9: colour rounding only
+    assert "| DALI cpu | torchcodec | 3 | 15 |" in decoders_markdown(result, "test videos")
+    frames = index_frames(0, 6)
+    shifted = _agreement(frames[1:], frames[:-1])  # every frame one index late
+    assert shifted["mean_abs"] == pytest.approx(5 / 3)  # red is 5 levels off, green and blue agree
+    assert shifted["same_frame"] == 1  # only the last frame: its true frame is not among the references
+
+
 @pytest.mark.gpu
 def test_gpu_backend_decodes_the_same_frames(indexed):
     cfg = replace(CFG, device="gpu", augment=replace(CFG.augment, rand_augment_n=0))  # levels must survive
