@@ -300,26 +300,30 @@ def benchmark_loader(url: str, cfg, batches: int, workers: int, log=print) -> di
     from actnet.data.dali import make_loader
     from actnet.data.sampling import SampleStream, ShardSet
 
-    streams = [("labeled", "train"), ("unlabeled", "train"), ("eval", "test")]
+    # the last row keeps the "before" of nearest-neighbour RandAugment geometry (the default since it was measured)
+    linear = replace(cfg, augment=replace(cfg.augment, rand_augment_interp="linear"))
+    streams = [("labeled", "train", cfg, ""), ("unlabeled", "train", cfg, ""), ("eval", "test", cfg, "")]
+    if cfg.augment.rand_augment_n and cfg.augment.rand_augment_interp != "linear":
+        streams.append(("unlabeled", "train", linear, "linear RandAugment geometry (before)"))
     rows = []
-    for kind, set_name in streams:
-        dali = make_loader(url, set_name, kind, cfg)
+    for kind, set_name, stream_cfg, variant in streams:
+        dali = make_loader(url, set_name, kind, stream_cfg)
         available = dali.steps_per_epoch - 1 if kind == "eval" else batches
         n = max(1, min(batches, available))
-        row = {"stream": kind, "set": set_name, "batch": dali.stream.batch_size, "batches": n}
+        row = {"stream": kind, "set": set_name, "variant": variant, "batch": dali.stream.batch_size, "batches": n}
         row["dali"] = _time_batches(dali, n)
         shards = ShardSet(url, set_name)
         stream = SampleStream(
             shards,
             kind,
-            cfg.clips(),
+            stream_cfg.clips(),
             dali.stream.batch_size,
-            seed=cfg.seed,
-            eval_clips=cfg.eval_clips,
-            eval_crops=cfg.eval_crops,
+            seed=stream_cfg.seed,
+            eval_clips=stream_cfg.eval_clips,
+            eval_crops=stream_cfg.eval_crops,
             fetch_threads=0,
         )
-        row["torchcodec"] = _time_batches(torchcodec_loader(stream, cfg, workers), n)
+        row["torchcodec"] = _time_batches(torchcodec_loader(stream, stream_cfg, workers), n)
         for impl in ("dali", "torchcodec"):
             seconds, clips, frames = row[impl]
             row[impl] = {
@@ -352,7 +356,8 @@ def loader_markdown(result: dict, cfg, source: str, workers: int) -> str:
         f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
         f"Shards: {source}. Clips: primary {p.frames} frames, strides {list(p.strides)}, {p.size} px; auxiliary "
         f"{a.frames} frames, strides {list(a.strides)}, {a.size} px; RandAugment n={cfg.augment.rand_augment_n} "
-        f"m={cfg.augment.rand_augment_m}; evaluation {cfg.eval_clips} clips x {cfg.eval_crops} crops. DALI CPU "
+        f"m={cfg.augment.rand_augment_m} ({cfg.augment.rand_augment_interp} geometry); evaluation {cfg.eval_clips} "
+        f"clips x {cfg.eval_crops} crops. DALI CPU "
         f"backend with {cfg.num_threads} threads; torchcodec + torchvision.transforms.v2 in a DataLoader with "
         f"{workers} workers, reading the same samples and frames through the same index. A clip is one video "
         f"with all its views (labeled: a weak view per model; unlabeled: weak + strong per model; evaluation: "
@@ -365,7 +370,8 @@ def loader_markdown(result: dict, cfg, source: str, workers: int) -> str:
     for r in result["streams"]:
         d, t = r["dali"], r["torchcodec"]
         lines.append(
-            f"| {r['stream']} ({r['set']}) | {r['batch']} | {d['clips_per_s']:.1f} | {d['frames_per_s']:.0f} | "
+            f"| {r['stream']} ({r['set']}{', ' + r['variant'] if r.get('variant') else ''}) | {r['batch']} |"
+            f" {d['clips_per_s']:.1f} | {d['frames_per_s']:.0f} | "
             f"{t['clips_per_s']:.1f} | {t['frames_per_s']:.0f} | {r['speedup']:.2f} |"
         )
     lines += ["", "Reading encoded samples into a DALI pipeline (no decoding), train set:", ""]

@@ -211,6 +211,9 @@ class AugmentConfig:
     flip: bool = True
     rand_augment_n: int = 2  # strong view: RandAugment ops per clip (0 disables RandAugment)
     rand_augment_m: int = 9  # strong view: magnitude bin 0..30
+    # strong view: resampling of RandAugment's rotate/shear/translate; nearest is torchvision's default and what
+    # FixMatch's PIL ops do, and 1.5x faster on DALI's CPU backend than linear
+    rand_augment_interp: str = "nearest"
     cutout: float = 0.0  # strong view: side of a square erased patch as a fraction of the crop (0: off)
 
     def __post_init__(self) -> None:
@@ -221,6 +224,8 @@ class AugmentConfig:
             raise ActnetError("augment rand_augment_n must be >= 0 and rand_augment_m within 0..30")
         if not 0.0 <= self.cutout < 1.0:
             raise ActnetError(f"augment cutout must be within [0, 1), not {self.cutout}")
+        if self.rand_augment_interp not in ("nearest", "linear"):
+            raise ActnetError(f"augment rand_augment_interp must be nearest or linear, not {self.rand_augment_interp}")
 
 
 DEVICES = ("auto", "cpu", "gpu")

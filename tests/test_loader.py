@@ -190,6 +190,20 @@ def test_one_crop_and_flip_per_clip_and_randaugment_is_applied(textured):
     assert len({tuple(np.round(f.flatten()[:20].numpy(), 3)) for f in first}) > 1
 
 
+def test_randaugment_geometry_resampling_is_a_setting(textured):
+    """Nearest (the default, as torchvision and FixMatch's PIL ops) and linear resampling: same draws, so the weak
+    views agree and only the strong views differ."""
+    with pytest.raises(ActnetError, match="rand_augment_interp"):
+        AugmentConfig(rand_augment_interp="cubic")
+    assert AugmentConfig().rand_augment_interp == "nearest"
+    nearest = next(iter(make_loader(str(textured), "train", "unlabeled", CFG)))
+    cfg = replace(CFG, augment=replace(CFG.augment, rand_augment_interp="linear"))
+    linear = next(iter(make_loader(str(textured), "train", "unlabeled", cfg)))
+    for model in CLIPS:
+        assert torch.equal(nearest[model, "weak"], linear[model, "weak"])
+    assert any(not torch.equal(nearest[m, "strong"], linear[m, "strong"]) for m in CLIPS)
+
+
 def test_same_seed_same_batches_on_cpu(indexed):
     def first(seed):
         loader = make_loader(str(indexed), "train", "unlabeled", replace(CFG, seed=seed))
@@ -352,7 +366,8 @@ def test_benchmark_loader_records_its_figures(indexed, tmp_path):
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 0, run.output
     data = json.loads(results.with_suffix(".json").read_text())["loader"]
-    assert [r["stream"] for r in data["streams"]] == ["labeled", "unlabeled", "eval"]
+    assert [r["stream"] for r in data["streams"]] == ["labeled", "unlabeled", "eval", "unlabeled"]
+    assert [r["variant"] for r in data["streams"]] == ["", "", "", "linear RandAugment geometry (before)"]
     for row in data["streams"]:
         assert row["dali"]["clips_per_s"] > 0 and row["torchcodec"]["clips_per_s"] > 0
     assert len(data["readers"]) == 3 and "| unlabeled (train) | 2 |" in results.read_text()

@@ -77,11 +77,12 @@ class TorchcodecClips(Dataset):
         return _normalize(self._spatial(clip, clip_cfg, aug, gen), self.cfg.mean, self.cfg.std)
 
     def _strong(self, clip, clip_cfg: ClipConfig, aug: AugmentConfig, gen) -> torch.Tensor:
-        from torchvision.transforms import v2
+        from torchvision.transforms import InterpolationMode, v2
 
         x = self._spatial(clip, clip_cfg, aug, gen).round().clamp(0, 255).to(torch.uint8)
         if aug.rand_augment_n:  # leading dims are a batch: one op draw for every frame of the clip
-            x = v2.RandAugment(num_ops=aug.rand_augment_n, magnitude=aug.rand_augment_m)(x)
+            interp = InterpolationMode.NEAREST if aug.rand_augment_interp == "nearest" else InterpolationMode.BILINEAR
+            x = v2.RandAugment(num_ops=aug.rand_augment_n, magnitude=aug.rand_augment_m, interpolation=interp)(x)
         return _normalize(x.float(), self.cfg.mean, self.cfg.std)
 
     def _eval_views(self, clip, clip_cfg: ClipConfig, crops) -> torch.Tensor:

@@ -187,7 +187,10 @@ def strong_view(clip, clip_cfg: ClipConfig, aug: AugmentConfig, mean, std):
     if aug.flip:
         x = fn.flip(x, horizontal=fn.random.coin_flip())
     if aug.rand_augment_n:
-        x = rand_augment.rand_augment(x, n=aug.rand_augment_n, m=aug.rand_augment_m, shape=(size, size))
+        interp = types.INTERP_NN if aug.rand_augment_interp == "nearest" else types.INTERP_LINEAR
+        x = rand_augment.rand_augment(
+            x, n=aug.rand_augment_n, m=aug.rand_augment_m, shape=(size, size), interp_type=interp
+        )
     if aug.cutout:
         side = max(1, round(aug.cutout * size))
         anchor = fn.random.uniform(range=[0.0, float(size - side)], shape=[2])
