@@ -8,6 +8,7 @@ verifying the output, writing tars, indexes, manifests and info files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -610,6 +611,27 @@ STEP_OPTIONS: list[tuple[str, list[str]]] = [
 ]
 
 
+@contextlib.contextmanager
+def _cold_compile_caches():
+    """Point torch.compile's on-disk caches (inductor, triton) at an empty folder and forget compiled frames."""
+    import torch
+
+    saved = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    with tempfile.TemporaryDirectory(prefix="actnet-compile-") as tmp:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tmp, "inductor")
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
+        torch._dynamo.reset()
+        try:
+            yield
+        finally:
+            torch._dynamo.reset()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 def time_resident_steps(run_cfg, steps: int) -> dict:
     """Seconds per full dual-model step on one batch per stream already in device memory (the loader left out, so
     options that change only the compute are compared alone), after two warm-up steps (compilation included)."""
@@ -642,11 +664,13 @@ def time_resident_steps(run_cfg, steps: int) -> dict:
 
 
 def benchmark_step_options(make_cfg, rows: list[tuple[str, list[str]]], steps: int, log=print) -> list[dict]:
-    """``make_cfg(overrides)`` -> RunConfig; each row's overrides are added to those of the rows before it."""
+    """``make_cfg(overrides)`` -> RunConfig; each row's overrides are added to those of the rows before it.
+    Compilation starts cold: fresh inductor and triton caches, so the warm-up is what a first run pays."""
     results, overrides = [], []
     for label, sets in rows:
         overrides = overrides + sets
-        timing = time_resident_steps(make_cfg(overrides), steps)
+        with _cold_compile_caches():
+            timing = time_resident_steps(make_cfg(overrides), steps)
         results.append({"options": label, "overrides": list(overrides), **timing})
         log(f"  {label:56s} {1000 * timing['step_s']:8.1f} ms/step (warm-up {timing['warmup_s']:.1f} s)")
     return results
@@ -689,8 +713,8 @@ def step_options_markdown(result: dict) -> str:
     lines = [
         f"Measured {m['date']} on {result['device']} ({m['host_cpu']}, {m['cores']} cores), actnet {m['actnet']}. "
         f"The full dual-model step ({cfg}) on one batch per stream already in device memory, {rows[0]['steps']} "
-        "timed steps after 2 warm-up steps (compilation happens in those); each row adds one option to the row "
-        "above it. `actnet benchmark all` runs it.",
+        "timed steps after 2 warm-up steps (compilation happens in those, from empty caches); each row adds one "
+        "option to the row above it. `actnet benchmark all` runs it.",
         "",
         "| options | ms / step | vs first row | warm-up s |",
         "|---|---:|---:|---:|",
