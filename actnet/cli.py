@@ -48,7 +48,7 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ActnetError as err:
-            console.print(Text("error: ", style="bold red") + Text(str(err)))
+            console.print(Text("error: ", style="bold red") + Text(str(err)), soft_wrap=True)  # one line, any width
             raise typer.Exit(2) from None
 
     return wrapper

@@ -420,8 +420,10 @@ def test_train_command_errors_are_one_line(tmp_path):
     assert result.exit_code == 2 and "did you mean 'batch_size'" in result.output
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "no such shard set" in result.output
-    result = runner.invoke(app, ["evaluate", str(tmp_path / "missing.pt")])
-    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    missing = tmp_path / ("a-long-folder-name-" * 4) / "missing.pt"  # longer than the 80 columns of the runner
+    result = runner.invoke(app, ["evaluate", str(missing)])
+    assert result.exit_code == 2 and f"{missing}: no such checkpoint" in result.output
+    assert result.output.strip().count("\n") == 0, result.output
 
 
 def test_resume_auto_takes_the_newest_complete_checkpoint(shards, tmp_path):
