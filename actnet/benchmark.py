@@ -291,53 +291,64 @@ def benchmark_readers(url: str, set_name: str, batch_size: int, batches: int, th
     return out
 
 
+def available_baselines() -> list[str]:
+    """The DALI-free decoders that load here (torchcodec needs the system's FFmpeg libraries; PyAV bundles them)."""
+    from actnet.data.baseline import DECODERS
+
+    found = []
+    for name in DECODERS:
+        try:
+            __import__("torchcodec.decoders" if name == "torchcodec" else "av")
+            found.append(name)
+        except Exception:  # noqa: BLE001 - ImportError, or RuntimeError when FFmpeg's libraries are missing
+            pass
+    if not found:
+        raise ActnetError("the loader benchmark needs torchcodec or PyAV: pip install 'actnet[bench]'")
+    return found
+
+
 def benchmark_loader(url: str, cfg, batches: int, workers: int, log=print) -> dict:
-    """clips/s and frames/s of the DALI loader and of torchcodec in a DataLoader, same samples, same run.
+    """clips/s and frames/s of the DALI loader and of each DALI-free loader that loads here (torchcodec, PyAV, in
+    a DataLoader with ``workers`` workers), same samples, same frames, same run.
 
     The labeled stream reads the train set here (labeled sets are too small to time): its graph, not its set,
     is what is measured.
     """
-    from actnet.data.baseline import torchcodec_loader
+    from actnet.data.baseline import baseline_loader
     from actnet.data.dali import make_loader
     from actnet.data.sampling import SampleStream, ShardSet
 
+    baselines = available_baselines()
     # the last row keeps the "before" of nearest-neighbour RandAugment geometry (the default since it was measured)
     linear = replace(cfg, augment=replace(cfg.augment, rand_augment_interp="linear"))
     streams = [("labeled", "train", cfg, ""), ("unlabeled", "train", cfg, ""), ("eval", "test", cfg, "")]
     if cfg.augment.rand_augment_n and cfg.augment.rand_augment_interp != "linear":
-        streams.append(("unlabeled", "train", linear, "linear RandAugment geometry (before)"))
+        streams.append(("unlabeled", "train", linear, "linear RandAugment geometry, before"))
     rows = []
     for kind, set_name, stream_cfg, variant in streams:
         dali = make_loader(url, set_name, kind, stream_cfg)
         available = dali.steps_per_epoch - 1 if kind == "eval" else batches
         n = max(1, min(batches, available))
         row = {"stream": kind, "set": set_name, "variant": variant, "batch": dali.stream.batch_size, "batches": n}
-        row["dali"] = _time_batches(dali, n)
-        shards = ShardSet(url, set_name)
-        stream = SampleStream(
-            shards,
-            kind,
-            stream_cfg.clips(),
-            dali.stream.batch_size,
-            seed=stream_cfg.seed,
-            eval_clips=stream_cfg.eval_clips,
-            eval_crops=stream_cfg.eval_crops,
-            fetch_threads=0,
-        )
-        row["torchcodec"] = _time_batches(torchcodec_loader(stream, stream_cfg, workers), n)
-        for impl in ("dali", "torchcodec"):
-            seconds, clips, frames = row[impl]
-            row[impl] = {
-                "seconds": seconds,
-                "clips": clips,
-                "clips_per_s": clips / seconds,
-                "frames_per_s": frames / seconds,
-            }
-        row["speedup"] = row["dali"]["clips_per_s"] / row["torchcodec"]["clips_per_s"]
-        log(
-            f"  {kind:9s} DALI {row['dali']['clips_per_s']:7.1f} clips/s   torchcodec "
-            f"{row['torchcodec']['clips_per_s']:7.1f} clips/s   x{row['speedup']:.2f}"
-        )
+        row["dali"] = _rates(*_time_batches(dali, n))
+        row["baselines"] = {}
+        for decoder in baselines:
+            stream = SampleStream(
+                ShardSet(url, set_name),
+                kind,
+                stream_cfg.clips(),
+                dali.stream.batch_size,
+                seed=stream_cfg.seed,
+                eval_clips=stream_cfg.eval_clips,
+                eval_crops=stream_cfg.eval_crops,
+                fetch_threads=0,
+            )
+            loader = baseline_loader(stream, stream_cfg, workers, decoder)
+            row["baselines"][decoder] = _rates(*_time_batches(loader, n))
+        row["best"] = max(row["baselines"], key=lambda d: row["baselines"][d]["clips_per_s"])
+        row["speedup"] = row["dali"]["clips_per_s"] / row["baselines"][row["best"]]["clips_per_s"]
+        others = "   ".join(f"{d} {r['clips_per_s']:7.1f}" for d, r in row["baselines"].items())
+        log(f"  {kind:9s} DALI {row['dali']['clips_per_s']:7.1f} clips/s   {others}   x{row['speedup']:.2f}")
         rows.append(row)
     readers = benchmark_readers(url, "train", 8, 2 * batches, cfg.num_threads)
     for name, rate in readers.items():
@@ -347,33 +358,43 @@ def benchmark_loader(url: str, cfg, batches: int, workers: int, log=print) -> di
         import torch
 
         machine["device"] = torch.cuda.get_device_name()
-    return {"streams": rows, "readers": readers, "machine": machine}
+    return {"streams": rows, "readers": readers, "baselines": baselines, "machine": machine}
+
+
+def _rates(seconds: float, clips: int, frames: int) -> dict:
+    return {"seconds": seconds, "clips": clips, "clips_per_s": clips / seconds, "frames_per_s": frames / seconds}
+
+
+BASELINE_NAMES = {"torchcodec": "torchcodec", "pyav": "PyAV"}
 
 
 def loader_markdown(result: dict, cfg, source: str, workers: int) -> str:
     m = result["machine"]
     p, a = cfg.primary, cfg.auxiliary
+    names = [BASELINE_NAMES[d] for d in result["baselines"]]
     lines = [
         f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
         f"Shards: {source}. Clips: primary {p.frames} frames, strides {list(p.strides)}, {p.size} px; auxiliary "
         f"{a.frames} frames, strides {list(a.strides)}, {a.size} px; RandAugment n={cfg.augment.rand_augment_n} "
         f"m={cfg.augment.rand_augment_m} ({cfg.augment.rand_augment_interp} geometry); evaluation {cfg.eval_clips} "
-        f"clips x {cfg.eval_crops} crops. DALI CPU "
-        f"backend with {cfg.num_threads} threads; torchcodec + torchvision.transforms.v2 in a DataLoader with "
-        f"{workers} workers, reading the same samples and frames through the same index. A clip is one video "
-        f"with all its views (labeled: a weak view per model; unlabeled: weak + strong per model; evaluation: "
-        f"clips x crops per model); frames/s counts every output frame.",
+        f"clips x {cfg.eval_crops} crops. DALI with {cfg.num_threads} threads; {' and '.join(names)} + "
+        f"torchvision.transforms.v2 in a DataLoader with {workers} workers, reading the same samples and frames "
+        "through the same index. A clip is one video with all its views (labeled: a weak view per model; "
+        "unlabeled: weak + strong per model; evaluation: clips x crops per model); frames/s counts every output "
+        "frame.",
         "",
-        "| stream | batch | DALI clips/s | DALI frames/s | torchcodec clips/s | torchcodec frames/s "
-        "| DALI / torchcodec |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| stream | batch | DALI clips/s | DALI frames/s | "
+        + " | ".join(f"{n} clips/s" for n in names)
+        + " | DALI / best alternative |",
+        "|---|---:|---:|---:|" + "---:|" * len(names) + "---:|",
     ]
     for r in result["streams"]:
-        d, t = r["dali"], r["torchcodec"]
+        d = r["dali"]
+        label = f"{r['stream']} ({r['set']}{', ' + r['variant'] if r.get('variant') else ''})"
+        others = " | ".join(f"{r['baselines'][b]['clips_per_s']:.1f}" for b in result["baselines"])
         lines.append(
-            f"| {r['stream']} ({r['set']}{', ' + r['variant'] if r.get('variant') else ''}) | {r['batch']} |"
-            f" {d['clips_per_s']:.1f} | {d['frames_per_s']:.0f} | "
-            f"{t['clips_per_s']:.1f} | {t['frames_per_s']:.0f} | {r['speedup']:.2f} |"
+            f"| {label} | {r['batch']} | {d['clips_per_s']:.1f} | {d['frames_per_s']:.0f} | {others} | "
+            f"{r['speedup']:.2f} ({BASELINE_NAMES[r['best']]}) |"
         )
     lines += ["", "Reading encoded samples into a DALI pipeline (no decoding), train set:", ""]
     lines += ["| reader | samples/s |", "|---|---:|"]
@@ -529,25 +550,26 @@ def _agreement(frames: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def benchmark_decoders(url: str, set_name: str, samples: int, gpu: bool, frames_per_sample: int = 8) -> dict:
-    """DALI's CPU decoder and (with a GPU) NVDEC against torchcodec (FFmpeg's decoders) on the same frames of
-    the same shard samples: the decoders should differ only by colour-conversion rounding."""
-    from torchcodec.decoders import VideoDecoder
-
+    """DALI's CPU decoder and (with a GPU) NVDEC against FFmpeg's decoders (through torchcodec and/or PyAV) on the
+    same frames of the same shard samples: the decoders should differ only by colour-conversion rounding."""
+    from actnet.data.baseline import decode_at
     from actnet.data.dali import decode_frames
     from actnet.data.sampling import ShardSet
 
     shards = ShardSet(url, set_name)
-    pairs = [("DALI cpu", "torchcodec")] + ([("DALI gpu", "torchcodec"), ("DALI gpu", "DALI cpu")] if gpu else [])
+    refs = [BASELINE_NAMES[d] for d in available_baselines()]
+    pairs = [("DALI cpu", r) for r in refs]
+    if gpu:
+        pairs += [("DALI gpu", r) for r in refs] + [("DALI gpu", "DALI cpu")]
     found: dict[tuple[str, str], list[dict]] = {pair: [] for pair in pairs}
+    by_name = {v: k for k, v in BASELINE_NAMES.items()}
     for i in range(min(samples, len(shards))):
         members = shards.fetch(i)
         video = members[shards.extension]
         n = json.loads(members["json"])["video"]["num_frames"]
         index = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(n, frames_per_sample))})
-        decoded = {
-            "torchcodec": VideoDecoder(video).get_frames_at(index).data.permute(0, 2, 3, 1).numpy(),
-            "DALI cpu": decode_frames(video, index, "cpu"),
-        }
+        decoded = {r: decode_at(video, index, by_name[r]).permute(0, 2, 3, 1).numpy() for r in refs}
+        decoded["DALI cpu"] = decode_frames(video, index, "cpu")
         if gpu:
             decoded["DALI gpu"] = decode_frames(video, index, "gpu")
         for a, b in pairs:
@@ -575,7 +597,8 @@ def decoders_markdown(result: dict, source: str) -> str:
     lines = [
         f"Measured {m['date']} on {result.get('device', m['device'])} ({m['host_cpu']}, {m['cores']} cores), "
         f"actnet {m['actnet']}. The same frames (evenly spaced, by index) of the same samples of {source} "
-        f"({result['set']} set, {result['codec']}), decoded to RGB by each decoder; differences in 8-bit levels. "
+        f"({result['set']} set, {result['codec']}), decoded to RGB by each decoder (torchcodec and PyAV through "
+        "FFmpeg); differences in 8-bit levels. "
         '"Nearest is the same frame" counts decoded frames closest to the reference frame of their own index '
         "(a seek that lands on a neighbour would not be).",
         "",

@@ -839,6 +839,9 @@ def _bench_loader_config(size: int, frames: int, batch_size: int, eval_clips: in
     )
 
 
+BENCH_SECTIONS = ("prepare", "loader", "decoders", "training", "step-options", "scaling", "soak")
+
+
 def _bench_step_options(base: dict, common: list[str], gpu: bool, full: bool) -> dict:
     """The speed-option ladder: the paper's models and input on a GPU, the demo's tiny ones on a CPU (where bf16,
     emulated, is timed only with --full)."""
@@ -893,47 +896,93 @@ def benchmark_all_command(
     ] = False,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Jobs, DALI threads, workers (0: cores).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Shards to time (a folder with train, test and labeled-10pct-seed0 sets, e.g. a copy of "
+            "~/.cache/actnet/bench-loader/synthetic/split1; default: the synthetic set, prepared once)."
+        ),
+    ] = None,
+    skip: Annotated[
+        str, typer.Option(help=f"Sections to leave out, comma-separated, of: {', '.join(BENCH_SECTIONS)}.")
+    ] = "",
 ):
     import time
 
     import torch
 
     from actnet import benchmark
-    from actnet.config import resolve_run_config
 
+    skipped = {name.strip() for name in skip.split(",") if name.strip()}
+    if unknown := skipped - set(BENCH_SECTIONS):
+        raise ActnetError(f"--skip: no section {', '.join(sorted(unknown))} (sections: {', '.join(BENCH_SECTIONS)})")
+    todo = [name for name in BENCH_SECTIONS if name not in skipped]
     started = time.perf_counter()
     workers = workers or os.cpu_count() or 1
     gpu = device != "cpu" and torch.cuda.is_available()
+    if data is not None and not data.is_dir():
+        raise ActnetError(f"--data {data}: no such folder")
+    shards = None
 
-    out.print("[bold]1/7 prepare[/]")
-    listing = benchmark.synthetic_listing_for_benchmark(
-        48 if full else 12, 175 if full else 100, 320, 240, None, workers
-    )
-    result = benchmark.benchmark_prepare(listing, EncodeConfig(), workers, 2 if full else 1, log=out.print)
-    benchmark.record(
-        "prepare", benchmark.prepare_markdown(result, "synthetic, 320x240 (H.264 sources)"), result, results
-    )
+    def bench_data() -> tuple[Path, str]:
+        nonlocal shards
+        if shards is None:
+            shards = (data, str(data)) if data is not None else _bench_shards(workers)
+        return shards
 
-    out.print("[bold]2/7 loader[/]")
-    data, source = _bench_shards(workers)
     loader_cfg = _bench_loader_config(64, 8, 8, 10, workers, device)
-    result = benchmark.benchmark_loader(str(data), loader_cfg, 8 if full else 4, workers, log=out.print)
-    benchmark.record("loader", benchmark.loader_markdown(result, loader_cfg, source, workers), result, results)
-
-    out.print("[bold]3/7 decoders[/]")
-    result = benchmark.benchmark_decoders(str(data), "test", 48 if full else 16, gpu)
-    if gpu:
-        result["device"] = torch.cuda.get_device_name()
-    benchmark.record("decoders", benchmark.decoders_markdown(result, source), result, results)
-
-    out.print("[bold]4/7 training[/]")
-    base = {"data": {"url": str(data), "labeled": "labeled-10pct-seed0"}, "out": str(Path.home() / ".cache" / "actnet")}
     common = [f"loader.device={device}", f"loader.num_threads={workers}", "train.eval_every=0"]
-    rows = [
-        benchmark.benchmark_training(
-            resolve_run_config("demo", common, {**base, "name": "bench"}), 10 if full else 5, out.print
-        )
-    ]
+    for k, section in enumerate(todo, 1):
+        out.print(f"[bold]{k}/{len(todo)} {section}[/]")
+        if section in ("loader", "decoders", "training", "step-options", "soak"):
+            url, source = bench_data()
+            base = {
+                "data": {"url": str(url), "labeled": "labeled-10pct-seed0"},
+                "out": str(Path.home() / ".cache" / "actnet"),
+            }
+        if section == "prepare":
+            listing = benchmark.synthetic_listing_for_benchmark(
+                48 if full else 12, 175 if full else 100, 320, 240, None, workers
+            )
+            result = benchmark.benchmark_prepare(listing, EncodeConfig(), workers, 2 if full else 1, log=out.print)
+            markdown = benchmark.prepare_markdown(result, "synthetic, 320x240 (H.264 sources)")
+        elif section == "loader":
+            result = benchmark.benchmark_loader(str(url), loader_cfg, 8 if full else 4, workers, log=out.print)
+            markdown = benchmark.loader_markdown(result, loader_cfg, source, workers)
+        elif section == "decoders":
+            result = benchmark.benchmark_decoders(str(url), "test", 48 if full else 16, gpu)
+            if gpu:
+                result["device"] = torch.cuda.get_device_name()
+            markdown = benchmark.decoders_markdown(result, source)
+        elif section == "training":
+            result = _bench_training(base, common, gpu, full, paper_input)
+            markdown = benchmark.training_markdown(result["rows"], result["note"])
+        elif section == "step-options":
+            result = _bench_step_options(base, common, gpu, full)
+            markdown = benchmark.step_options_markdown(result)
+        elif section == "scaling":
+            syn = SyntheticConfig()
+            listing = synthetic_listing(syn, None, workers)
+            listing.candidates = sorted(listing.candidates, key=lambda c: c.key)[: 96 if full else 32]
+            result = benchmark.benchmark_scaling(listing, workers, loader_cfg, 8 if full else 4, log=out.print)
+            markdown = benchmark.scaling_markdown(
+                result, f"built-in synthetic set ({syn.width}x{syn.height}, {syn.frames} frames)"
+            )
+        else:
+            epochs = 100 if full else 24
+            out.print(f"  {epochs} epochs of the unlabeled loader in a fresh process")
+            result = benchmark.soak_in_child(str(url), loader_cfg, epochs)
+            markdown = benchmark.soak_markdown(result, source)
+        benchmark.record(section, markdown, result, results)
+    out.print(f"all benchmarks recorded in {results} ({(time.perf_counter() - started) / 60:.1f} min)")
+
+
+def _bench_training(base: dict, common: list[str], gpu: bool, full: bool, paper_input: bool) -> dict:
+    from actnet import benchmark
+    from actnet.config import resolve_run_config
+
+    demo = resolve_run_config("demo", common, {**base, "name": "bench"})
+    rows = [benchmark.benchmark_training(demo, 10 if full else 5, out.print)]
     if gpu or paper_input:
         paper = [*common, "objective.supervised_epochs=0"] + ([] if gpu else ["loader.batch_size=1", "loader.mu=1"])
         paper_cfg = resolve_run_config("ucf101_1pct", paper, {**base, "name": "bench-paper"})
@@ -946,29 +995,12 @@ def benchmark_all_command(
             "`actnet benchmark all` on a GPU machine adds them (paper input, bf16, NVDEC decoding)."
         )
     )
-    benchmark.record("training", benchmark.training_markdown(rows, note), {"rows": rows}, results)
-
-    out.print("[bold]5/7 step options[/]")
-    result = _bench_step_options(base, common, gpu, full)
-    benchmark.record("step-options", benchmark.step_options_markdown(result), result, results)
-
-    out.print("[bold]6/7 scaling[/]")
-    syn = SyntheticConfig()
-    listing = synthetic_listing(syn, None, workers)
-    listing.candidates = sorted(listing.candidates, key=lambda c: c.key)[: 96 if full else 32]
-    result = benchmark.benchmark_scaling(listing, workers, loader_cfg, 8 if full else 4, log=out.print)
-    source = f"built-in synthetic set ({syn.width}x{syn.height}, {syn.frames} frames)"
-    benchmark.record("scaling", benchmark.scaling_markdown(result, source), result, results)
-
-    out.print("[bold]7/7 soak[/]")
-    epochs = 100 if full else 24
-    out.print(f"  {epochs} epochs of the unlabeled loader in a fresh process")
-    result = benchmark.soak_in_child(str(data), loader_cfg, epochs)
-    benchmark.record("soak", benchmark.soak_markdown(result, "the built-in synthetic set"), result, results)
-    out.print(f"all benchmarks recorded in {results} ({(time.perf_counter() - started) / 60:.1f} min)")
+    return {"rows": rows, "note": note}
 
 
-@benchmark_app.command("loader", help="The DALI loader's clips/s vs torchcodec in a DataLoader, same shards, same run.")
+@benchmark_app.command(
+    "loader", help="The DALI loader's clips/s vs torchcodec and PyAV in a DataLoader, same shards, same run."
+)
 @handle_errors
 def benchmark_loader_command(
     data: Annotated[

@@ -16,6 +16,7 @@ from conftest import prepare_options
 from actnet.config import AugmentConfig, ClipConfig, EncodeConfig, LoaderConfig, ShardConfig
 from actnet.data import sampling
 from actnet.data.dali import make_loader, resolve_device
+from actnet.data.sampling import ShardSet
 from actnet.data.shards import ShardRecord, ShardSetInfo, ShardWriter, iter_samples, sha256_file
 from actnet.data.sources import list_folder
 from actnet.errors import ActnetError
@@ -367,20 +368,42 @@ def test_benchmark_loader_records_its_figures(indexed, tmp_path):
     assert run.exit_code == 0, run.output
     data = json.loads(results.with_suffix(".json").read_text())["loader"]
     assert [r["stream"] for r in data["streams"]] == ["labeled", "unlabeled", "eval", "unlabeled"]
-    assert [r["variant"] for r in data["streams"]] == ["", "", "", "linear RandAugment geometry (before)"]
+    assert [r["variant"] for r in data["streams"]] == ["", "", "", "linear RandAugment geometry, before"]
     for row in data["streams"]:
-        assert row["dali"]["clips_per_s"] > 0 and row["torchcodec"]["clips_per_s"] > 0
+        assert row["dali"]["clips_per_s"] > 0 and set(row["baselines"]) == {"torchcodec", "pyav"}
+        assert all(b["clips_per_s"] > 0 for b in row["baselines"].values())
+        assert row["speedup"] == row["dali"]["clips_per_s"] / row["baselines"][row["best"]]["clips_per_s"]
     assert len(data["readers"]) == 3 and "| unlabeled (train) | 2 |" in results.read_text()
+
+
+def test_pyav_and_torchcodec_decode_the_same_frames_in_any_order(indexed):
+    from actnet.data.baseline import decode_at, pick_decoder
+
+    assert pick_decoder() == "torchcodec" and pick_decoder("pyav") == "pyav"
+    with pytest.raises(ActnetError, match="--baseline"):
+        pick_decoder("opencv")
+    shards = ShardSet(str(indexed), "train")
+    members = shards.fetch(0)
+    n = json.loads(members["json"])["video"]["num_frames"]
+    index = [n - 1, 3, 3, 0, n // 2]  # unsorted, repeated, both ends
+    a = decode_at(members[shards.extension], index, "pyav")
+    b = decode_at(members[shards.extension], index, "torchcodec")
+    assert a.shape == b.shape == (5, 3, 24, 32) and a.dtype == torch.uint8
+    assert torch.equal(a, b)
+    levels = a[:, 0].float().mean(dim=(1, 2))  # red encodes the frame index: 20 + 5 i
+    assert np.rint((levels.numpy() - 20) / 5).astype(int).tolist() == index
 
 
 def test_decoder_comparison_finds_the_same_frames_and_would_see_a_shifted_seek(indexed):
     from actnet.benchmark import _agreement, benchmark_decoders, decoders_markdown
 
     result = benchmark_decoders(str(indexed), "train", 3, gpu=False, frames_per_sample=5)
-    (row,) = result["rows"]
-    assert row["samples"] == 3 and row["frames"] == 15
-    assert row["same_frame"] == 15 and row["mean_abs"] < 1.5  # lossless VP9: colour rounding only
-    assert "| DALI cpu | torchcodec | 3 | 15 |" in decoders_markdown(result, "test videos")
+    pairs = [(r["decoder"], r["reference"]) for r in result["rows"]]
+    assert pairs == [("DALI cpu", "torchcodec"), ("DALI cpu", "PyAV")]
+    for row in result["rows"]:
+        assert row["samples"] == 3 and row["frames"] == 15
+        assert row["same_frame"] == 15 and row["mean_abs"] < 1.5  # lossless VP9: colour rounding only
+    assert "| DALI cpu | PyAV | 3 | 15 |" in decoders_markdown(result, "test videos")
     frames = index_frames(0, 6)
     shifted = _agreement(frames[1:], frames[:-1])  # every frame one index late
     assert shifted["mean_abs"] == pytest.approx(5 / 3)  # red is 5 levels off, green and blue agree

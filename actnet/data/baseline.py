@@ -1,19 +1,75 @@
 """The loader a user would write without DALI, for ``actnet benchmark loader`` to compare against.
 
-torchcodec decodes in PyTorch DataLoader worker processes (torchvision's own video decoding was removed in
-0.28); torchvision.transforms.v2 augments. It reads the same shards through the same index, picks the same
-samples and frames (``sampling.py``) and produces the same views with the same shapes, so the two loaders
-differ only in how they decode and augment.
+torchcodec (or PyAV, whose wheels bundle FFmpeg, where torchcodec cannot load the system's FFmpeg libraries, as
+on a bare GPU machine) decodes in PyTorch DataLoader worker processes (torchvision's own video decoding was
+removed in 0.28); torchvision.transforms.v2 augments. It reads the same shards through the same index, picks
+the same samples and frames (``sampling.py``) and produces the same views with the same shapes, so the two
+loaders differ only in how they decode and augment.
 """
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
 from actnet.data.sampling import SampleStream
+from actnet.errors import ActnetError
+
+DECODERS = ("torchcodec", "pyav")
+
+
+def pick_decoder(name: str = "auto") -> str:
+    """``torchcodec`` where it loads (it needs the system's FFmpeg libraries), else ``pyav``."""
+    if name in DECODERS:
+        return name
+    if name != "auto":
+        raise ActnetError(f"--baseline must be auto, torchcodec or pyav, not {name!r}")
+    try:
+        import torchcodec.decoders  # noqa: F401
+
+        return "torchcodec"
+    except Exception:  # noqa: BLE001 - ImportError, or RuntimeError when FFmpeg's libraries are missing
+        pass
+    try:
+        import av  # noqa: F401
+
+        return "pyav"
+    except ImportError:
+        raise ActnetError("the baseline loader needs torchcodec or PyAV: pip install 'actnet[bench]'") from None
+
+
+def decode_at(video: bytes, indices: list[int], decoder: str) -> torch.Tensor:
+    """Frames ``indices`` (any order, repeats allowed) of an encoded video as uint8 RGB (F, C, H, W)."""
+    if decoder == "torchcodec":
+        from torchcodec.decoders import VideoDecoder
+
+        # exact: the frame count comes from a scan, not from the container's duration (WebM's leaves the last
+        # frame out, so "approximate" refuses to decode it)
+        return VideoDecoder(video, seek_mode="exact").get_frames_at(indices).data
+    import av
+
+    wanted = set(indices)
+    found: dict[int, np.ndarray] = {}
+    with av.open(io.BytesIO(video)) as container:
+        stream = container.streams.video[0]
+        fps, base = stream.average_rate, stream.time_base
+        first = min(wanted)  # one seek to the keyframe before the first frame, then decode forward
+        container.seek(int(first / fps / base), stream=stream, backward=True)
+        for frame in container.decode(stream):
+            i = round(float(frame.pts * base * fps))
+            if i in wanted:
+                found[i] = frame.to_ndarray(format="rgb24")
+            if i >= max(wanted):
+                break
+    missing = wanted - found.keys()
+    if missing:
+        raise ValueError(f"PyAV did not decode frames {sorted(missing)[:5]}")
+    return torch.from_numpy(np.stack([found[i] for i in indices])).permute(0, 3, 1, 2)
 
 
 def _resize_short(frames: torch.Tensor, short: int, antialias: bool = False) -> torch.Tensor:
@@ -37,23 +93,21 @@ def _normalize(frames: torch.Tensor, mean, std) -> torch.Tensor:
     return ((frames - m) / s).permute(1, 0, 2, 3).contiguous()
 
 
-class TorchcodecClips(Dataset):
-    """Item ``i`` is the ``i``-th planned sample of a :class:`SampleStream` epoch, decoded with torchcodec."""
+class BaselineClips(Dataset):
+    """Item ``i`` is the ``i``-th planned sample of a :class:`SampleStream` epoch, decoded with torchcodec or PyAV."""
 
-    def __init__(self, stream: SampleStream, cfg: LoaderConfig, epoch: int = 0):
-        self.stream, self.cfg, self.epoch = stream, cfg, epoch
+    def __init__(self, stream: SampleStream, cfg: LoaderConfig, decoder: str, epoch: int = 0):
+        self.stream, self.cfg, self.decoder, self.epoch = stream, cfg, decoder, epoch
         self.items = stream.positions(epoch)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, position: int) -> dict:
-        from torchcodec.decoders import VideoDecoder
-
         stream = self.stream
         job = stream.plan(self.items[position], self.epoch, position)  # the DALI loader's samples and frames
         union, orders = job.union()
-        decoded = VideoDecoder(job.video, seek_mode="approximate").get_frames_at(union).data  # (F, C, H, W) uint8
+        decoded = decode_at(job.video, union, self.decoder)  # (F, C, H, W) uint8
         gen = torch.Generator().manual_seed(stream.seed * 1_000_003 + self.epoch * 10_007 + position)
         out = {"label": job.label, "id": job.id}
         for model, clip_cfg in stream.clips.items():
@@ -99,9 +153,11 @@ def eval_views(clip: torch.Tensor, k: int, size: int, crops, mean, std) -> torch
     return v.view(len(crops), c, k, kt // k, size, size).permute(2, 0, 1, 3, 4, 5).reshape(-1, c, kt // k, size, size)
 
 
-def torchcodec_loader(stream: SampleStream, cfg: LoaderConfig, workers: int, epoch: int = 0) -> DataLoader:
+def baseline_loader(
+    stream: SampleStream, cfg: LoaderConfig, workers: int, decoder: str = "auto", epoch: int = 0
+) -> DataLoader:
     return DataLoader(
-        TorchcodecClips(stream, cfg, epoch),
+        BaselineClips(stream, cfg, pick_decoder(decoder), epoch),
         batch_size=stream.batch_size,
         num_workers=workers,
         persistent_workers=workers > 0,
