@@ -291,22 +291,6 @@ def benchmark_readers(url: str, set_name: str, batch_size: int, batches: int, th
     return out
 
 
-def available_baselines() -> list[str]:
-    """The DALI-free decoders that load here (torchcodec needs the system's FFmpeg libraries; PyAV bundles them)."""
-    from actnet.data.baseline import DECODERS
-
-    found = []
-    for name in DECODERS:
-        try:
-            __import__("torchcodec.decoders" if name == "torchcodec" else "av")
-            found.append(name)
-        except Exception:  # noqa: BLE001 - ImportError, or RuntimeError when FFmpeg's libraries are missing
-            pass
-    if not found:
-        raise ActnetError("the loader benchmark needs torchcodec or PyAV: pip install 'actnet[bench]'")
-    return found
-
-
 def benchmark_loader(url: str, cfg, batches: int, workers: int, log=print) -> dict:
     """clips/s and frames/s of the DALI loader and of each DALI-free loader that loads here (torchcodec, PyAV, in
     a DataLoader with ``workers`` workers), same samples, same frames, same run.
@@ -314,11 +298,11 @@ def benchmark_loader(url: str, cfg, batches: int, workers: int, log=print) -> di
     The labeled stream reads the train set here (labeled sets are too small to time): its graph, not its set,
     is what is measured.
     """
-    from actnet.data.baseline import baseline_loader
+    from actnet.data.baseline import available_decoders, baseline_loader
     from actnet.data.dali import make_loader
     from actnet.data.sampling import SampleStream, ShardSet
 
-    baselines = available_baselines()
+    baselines = available_decoders()
     # the last row keeps the "before" of nearest-neighbour RandAugment geometry (the default since it was measured)
     linear = replace(cfg, augment=replace(cfg.augment, rand_augment_interp="linear"))
     streams = [("labeled", "train", cfg, ""), ("unlabeled", "train", cfg, ""), ("eval", "test", cfg, "")]
@@ -365,13 +349,12 @@ def _rates(seconds: float, clips: int, frames: int) -> dict:
     return {"seconds": seconds, "clips": clips, "clips_per_s": clips / seconds, "frames_per_s": frames / seconds}
 
 
-BASELINE_NAMES = {"torchcodec": "torchcodec", "pyav": "PyAV"}
-
-
 def loader_markdown(result: dict, cfg, source: str, workers: int) -> str:
+    from actnet.data.baseline import DECODERS
+
     m = result["machine"]
     p, a = cfg.primary, cfg.auxiliary
-    names = [BASELINE_NAMES[d] for d in result["baselines"]]
+    names = [DECODERS[d] for d in result["baselines"]]
     lines = [
         f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
         f"Shards: {source}. Clips: primary {p.frames} frames, strides {list(p.strides)}, {p.size} px; auxiliary "
@@ -394,7 +377,7 @@ def loader_markdown(result: dict, cfg, source: str, workers: int) -> str:
         others = " | ".join(f"{r['baselines'][b]['clips_per_s']:.1f}" for b in result["baselines"])
         lines.append(
             f"| {label} | {r['batch']} | {d['clips_per_s']:.1f} | {d['frames_per_s']:.0f} | {others} | "
-            f"{r['speedup']:.2f} ({BASELINE_NAMES[r['best']]}) |"
+            f"{r['speedup']:.2f} ({DECODERS[r['best']]}) |"
         )
     lines += ["", "Reading encoded samples into a DALI pipeline (no decoding), train set:", ""]
     lines += ["| reader | samples/s |", "|---|---:|"]
@@ -430,6 +413,28 @@ def _resident(batch, device):
     return replace(batch, views={k: v.to(device) for k, v in batch.views.items()}, label=batch.label.to(device))
 
 
+@contextlib.contextmanager
+def _training_at_full_loss(run_cfg):
+    """A Trainer with its loaders started past the supervised warm-up (every term of the loss on); yields
+    ``(trainer, iterators, step0, sync)`` and closes the loaders after."""
+    import torch
+
+    from actnet.train import Trainer
+
+    trainer = Trainer(run_cfg, progress=False)
+    dev = trainer.device
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    step0 = trainer.warm_steps
+    iters = trainer._start(step0)
+    try:
+        yield trainer, iters, step0, sync
+    finally:
+        for it in iters.values():
+            it.close()
+        for loader in trainer.loaders.values():
+            loader.stream.close()
+
+
 def benchmark_training(run_cfg, steps: int, log=print) -> dict:
     """The full dual-model step (labeled weak | unlabeled weak | unlabeled strong for both models, pseudo-labels
     and the contrastive term on): clips/s with the real loader, the same on batches already in device memory
@@ -438,14 +443,8 @@ def benchmark_training(run_cfg, steps: int, log=print) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from actnet.train import Trainer
-
-    trainer = Trainer(run_cfg, progress=False)
-    dev = trainer.device
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    step0 = trainer.warm_steps  # past the supervised warm-up: every term of the loss is on
-    iters = trainer._start(step0)
-    try:
+    with _training_at_full_loss(run_cfg) as (trainer, iters, step0, sync):
+        dev = trainer.device
 
         def batches():
             return {name: next(it) for name, it in iters.items()}
@@ -470,11 +469,6 @@ def benchmark_training(run_cfg, steps: int, log=print) -> dict:
             trainer.train_step(resident, step0 + k)
         sync()
         ideal = (time.perf_counter() - started) / steps
-    finally:
-        for it in iters.values():
-            it.close()
-        for loader in trainer.loaders.values():
-            loader.stream.close()
     lc = run_cfg.loader
     clips = lc.batch_size * (1 + lc.mu)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
@@ -552,23 +546,22 @@ def _agreement(frames: np.ndarray, reference: np.ndarray) -> dict:
 def benchmark_decoders(url: str, set_name: str, samples: int, gpu: bool, frames_per_sample: int = 8) -> dict:
     """DALI's CPU decoder and (with a GPU) NVDEC against FFmpeg's decoders (through torchcodec and/or PyAV) on the
     same frames of the same shard samples: the decoders should differ only by colour-conversion rounding."""
-    from actnet.data.baseline import decode_at
+    from actnet.data.baseline import DECODERS, available_decoders, decode_at
     from actnet.data.dali import decode_frames
     from actnet.data.sampling import ShardSet
 
     shards = ShardSet(url, set_name)
-    refs = [BASELINE_NAMES[d] for d in available_baselines()]
-    pairs = [("DALI cpu", r) for r in refs]
+    refs = available_decoders()
+    pairs = [("DALI cpu", DECODERS[r]) for r in refs]
     if gpu:
-        pairs += [("DALI gpu", r) for r in refs] + [("DALI gpu", "DALI cpu")]
+        pairs += [("DALI gpu", DECODERS[r]) for r in refs] + [("DALI gpu", "DALI cpu")]
     found: dict[tuple[str, str], list[dict]] = {pair: [] for pair in pairs}
-    by_name = {v: k for k, v in BASELINE_NAMES.items()}
     for i in range(min(samples, len(shards))):
         members = shards.fetch(i)
         video = members[shards.extension]
         n = json.loads(members["json"])["video"]["num_frames"]
         index = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(n, frames_per_sample))})
-        decoded = {r: decode_at(video, index, by_name[r]).permute(0, 2, 3, 1).numpy() for r in refs}
+        decoded = {DECODERS[r]: decode_at(video, index, r).permute(0, 2, 3, 1).numpy() for r in refs}
         decoded["DALI cpu"] = decode_frames(video, index, "cpu")
         if gpu:
             decoded["DALI gpu"] = decode_frames(video, index, "gpu")
@@ -658,22 +651,8 @@ def _cold_compile_caches():
 def time_resident_steps(run_cfg, steps: int) -> dict:
     """Seconds per full dual-model step on one batch per stream already in device memory (the loader left out, so
     options that change only the compute are compared alone), after two warm-up steps (compilation included)."""
-    import torch
-
-    from actnet.train import Trainer
-
-    trainer = Trainer(run_cfg, progress=False)
-    dev = trainer.device
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    step0 = trainer.warm_steps
-    iters = trainer._start(step0)
-    try:
-        batch = {name: _resident(next(it), dev) for name, it in iters.items()}
-    finally:
-        for it in iters.values():
-            it.close()
-        for loader in trainer.loaders.values():
-            loader.stream.close()
+    with _training_at_full_loss(run_cfg) as (trainer, iters, step0, sync):
+        batch = {name: _resident(next(it), trainer.device) for name, it in iters.items()}
     started = time.perf_counter()
     for k in range(2):
         trainer.train_step(batch, step0 + k)

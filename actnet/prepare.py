@@ -152,19 +152,17 @@ def _done_markers(storage: Storage) -> dict[str, dict]:
 
 def _encode_chunk(chunk: list[Candidate], staging: Path, cfg: EncodeConfig) -> list[dict]:
     """Encode a few videos one after another, then verify them all in one ffmpeg run; an outcome per video."""
-    outcomes: list[dict] = []
-    encoded: list[tuple[int, Path, SourceInfo, int]] = []
-    for candidate in chunk:
+    encoded: dict[int, tuple[Path, SourceInfo, int]] = {}  # position in the chunk -> (file, probe, frames)
+    outcomes: list[dict] = [{} for _ in chunk]
+    for i, candidate in enumerate(chunk):
         dst = staging / f"{candidate.key}.{cfg.extension}"
         try:
-            source, frames = encode(candidate.path, dst, cfg)
-            encoded.append((len(outcomes), dst, source, frames))
-            outcomes.append({})
+            encoded[i] = (dst, *encode(candidate.path, dst, cfg))
         except MediaError as err:
-            outcomes.append({"reject": str(err)})
+            outcomes[i] = {"reject": str(err)}
             dst.unlink(missing_ok=True)
-    counts = verify_many([dst for _, dst, _, _ in encoded], cfg) if encoded else []
-    for (i, dst, source, frames), decoded in zip(encoded, counts):
+    counts = verify_many([dst for dst, _, _ in encoded.values()], cfg) if encoded else []
+    for (i, (dst, source, frames)), decoded in zip(encoded.items(), counts):
         try:
             if isinstance(decoded, MediaError):
                 raise decoded

@@ -20,27 +20,30 @@ from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
 from actnet.data.sampling import SampleStream
 from actnet.errors import ActnetError
 
-DECODERS = ("torchcodec", "pyav")
+DECODERS = {"torchcodec": "torchcodec", "pyav": "PyAV"}  # name -> how tables print it
+
+
+def available_decoders() -> list[str]:
+    """The DALI-free decoders that load here (torchcodec needs the system's FFmpeg libraries; PyAV bundles them)."""
+    found = []
+    for name in DECODERS:
+        try:
+            __import__("torchcodec.decoders" if name == "torchcodec" else "av")
+            found.append(name)
+        except Exception:  # noqa: BLE001 - ImportError, or RuntimeError when FFmpeg's libraries are missing
+            pass
+    if not found:
+        raise ActnetError("the baseline loader needs torchcodec or PyAV: pip install 'actnet[bench]'")
+    return found
 
 
 def pick_decoder(name: str = "auto") -> str:
-    """``torchcodec`` where it loads (it needs the system's FFmpeg libraries), else ``pyav``."""
+    """``torchcodec`` where it loads, else ``pyav``; or the one named."""
     if name in DECODERS:
         return name
     if name != "auto":
         raise ActnetError(f"--baseline must be auto, torchcodec or pyav, not {name!r}")
-    try:
-        import torchcodec.decoders  # noqa: F401
-
-        return "torchcodec"
-    except Exception:  # noqa: BLE001 - ImportError, or RuntimeError when FFmpeg's libraries are missing
-        pass
-    try:
-        import av  # noqa: F401
-
-        return "pyav"
-    except ImportError:
-        raise ActnetError("the baseline loader needs torchcodec or PyAV: pip install 'actnet[bench]'") from None
+    return available_decoders()[0]
 
 
 def decode_at(video: bytes, indices: list[int], decoder: str) -> torch.Tensor:
@@ -58,13 +61,13 @@ def decode_at(video: bytes, indices: list[int], decoder: str) -> torch.Tensor:
     with av.open(io.BytesIO(video)) as container:
         stream = container.streams.video[0]
         fps, base = stream.average_rate, stream.time_base
-        first = min(wanted)  # one seek to the keyframe before the first frame, then decode forward
+        first, last = min(wanted), max(wanted)  # one seek to the keyframe before the first, then decode forward
         container.seek(int(first / fps / base), stream=stream, backward=True)
         for frame in container.decode(stream):
             i = round(float(frame.pts * base * fps))
             if i in wanted:
                 found[i] = frame.to_ndarray(format="rgb24")
-            if i >= max(wanted):
+            if i >= last:
                 break
     missing = wanted - found.keys()
     if missing:
