@@ -1,18 +1,80 @@
 """Configuration: frozen dataclasses, the only place defaults live.
 
 Each component receives only its own slice (an :class:`EncodeConfig` for the transcoder, a :class:`ShardConfig`
-for the shard writer, a :class:`SyntheticConfig` for the generator). Cross-field checks live in ``__post_init__``
-and their messages name the command-line flag, so the CLI can print them as they are.
+for the shard writer, a :class:`LoaderConfig` for the input pipeline ...); only the orchestration (``prepare``,
+``Trainer``, ``evaluate``) sees a whole :class:`PrepareOptions` or :class:`RunConfig`. Cross-field checks live in
+``__post_init__`` and their messages name the command-line flag or config key, so the CLI prints them as they
+are. Closed sets of values are :class:`Choice` enums, declared once: the config holds their string value, the
+CLI offers the enum. Recipes, ``--set`` overrides and plain-data conversion live in :mod:`actnet.recipes`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from fractions import Fraction
 
 from actnet.errors import ActnetError
 
-CODECS = ("vp9", "h264", "mjpeg")
+
+class Choice(str, Enum):
+    """A closed set of string values."""
+
+    @classmethod
+    def check(cls, value: str, flag: str) -> str:
+        """``value`` when it is one of the choices, else an error naming ``flag``."""
+        values = [c.value for c in cls]
+        if value not in values:
+            raise ActnetError(f"{flag} must be one of {', '.join(values)}, not {value!r}")
+        return value
+
+
+class Codec(Choice):
+    vp9 = "vp9"  # decodes on DALI's CPU and GPU backends
+    h264 = "h264"  # GPU (NVDEC) only
+    mjpeg = "mjpeg"
+
+
+class Verify(Choice):
+    full = "full"  # decode every encoded frame
+    packets = "packets"  # demux only
+
+
+class Device(Choice):
+    auto = "auto"  # the GPU when there is one
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Teaching(Choice):
+    cross = "cross"  # each model pseudo-labels the other (ActNetFormer, CMPL)
+    self = "self"  # each model pseudo-labels itself (FixMatch)
+    none = "none"  # supervised only
+
+
+class Optimizer(Choice):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class Precision(Choice):
+    auto = "auto"  # bf16 autocast on a GPU, fp32 on the CPU
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Interpolation(Choice):
+    nearest = "nearest"
+    linear = "linear"
+
+
+class HmdbPool(Choice):
+    """HMDB-51's training pool: tag 1 only, or tags 0 and 1 (the semi-supervised protocol)."""
+
+    train = "train"
+    all_non_test = "all-non-test"
+
+
 CODEC_EXTENSION = {"vp9": "webm", "h264": "mp4", "mjpeg": "avi"}
 # Quality when --crf is not given: libvpx-vp9 crf, libx264 crf, mjpeg qscale (2 best .. 31 worst).
 DEFAULT_QUALITY = {"vp9": 32, "h264": 23, "mjpeg": 3}
@@ -34,8 +96,7 @@ class EncodeConfig:
     verify: str = "full"  # full: decode every output frame; packets: demux only (faster, weaker)
 
     def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise ActnetError(f"--codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
+        Codec.check(self.codec, "--codec")
         if self.short_side < 0 or (0 < self.short_side < 16):
             raise ActnetError(f"--short-side must be 0 (keep) or at least 16, not {self.short_side}")
         if self.fps is not None and not 1 <= self.fps <= 240:
@@ -50,8 +111,7 @@ class EncodeConfig:
             raise ActnetError(f"--speed must be between 0 and 8, not {self.speed}")
         if self.min_frames < 1:
             raise ActnetError(f"--min-frames must be at least 1, not {self.min_frames}")
-        if self.verify not in ("full", "packets"):
-            raise ActnetError(f"--verify must be 'full' or 'packets', not {self.verify!r}")
+        Verify.check(self.verify, "--verify")
 
     @property
     def extension(self) -> str:
@@ -110,10 +170,8 @@ class SyntheticConfig:
     clutter: float = 1.0  # background drift/contrast, distractors, flicker and noise (0: plain still background)
 
     def __post_init__(self) -> None:
-        from actnet.data.synthetic import CLASS_NAMES  # local import keeps config free of numpy
-
-        if not 2 <= self.num_classes <= len(CLASS_NAMES):
-            raise ActnetError(f"--classes must be between 2 and {len(CLASS_NAMES)}, not {self.num_classes}")
+        if self.num_classes < 2:  # the catalogue's size bounds it from above (data/synthetic.py checks)
+            raise ActnetError(f"--classes must be at least 2, not {self.num_classes}")
         if self.videos_per_class < 2:
             raise ActnetError(f"--videos-per-class must be at least 2, not {self.videos_per_class}")
         if self.frames < 8:
@@ -224,11 +282,7 @@ class AugmentConfig:
             raise ActnetError("augment rand_augment_n must be >= 0 and rand_augment_m within 0..30")
         if not 0.0 <= self.cutout < 1.0:
             raise ActnetError(f"augment cutout must be within [0, 1), not {self.cutout}")
-        if self.rand_augment_interp not in ("nearest", "linear"):
-            raise ActnetError(f"augment rand_augment_interp must be nearest or linear, not {self.rand_augment_interp}")
-
-
-DEVICES = ("auto", "cpu", "gpu")
+        Interpolation.check(self.rand_augment_interp, "augment rand_augment_interp")
 
 
 @dataclass(frozen=True)
@@ -258,8 +312,7 @@ class LoaderConfig:
                 raise ActnetError(f"loader {name} must be at least 1, not {getattr(self, name)}")
         if self.eval_crops not in (1, 3):
             raise ActnetError(f"loader eval_crops must be 1 or 3, not {self.eval_crops}")
-        if self.device not in DEVICES:
-            raise ActnetError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        Device.check(self.device, "--device")
         if self.fetch_threads < 0 or self.max_bad_samples < 0:
             raise ActnetError("loader fetch_threads and max_bad_samples must not be negative")
 
@@ -304,9 +357,6 @@ class ModelConfig:
         return out
 
 
-TEACHING = ("cross", "self", "none")
-
-
 @dataclass(frozen=True)
 class ObjectiveConfig:
     """L = L_s + gamma (L_u^Z + L_u^A) + beta L_ca (METHOD.md section 2). Baselines are settings of it."""
@@ -320,8 +370,7 @@ class ObjectiveConfig:
     supervised_epochs: float = 30.0  # pseudo-labels switch on after this many epochs (our choice, LTG)
 
     def __post_init__(self) -> None:
-        if self.teaching not in TEACHING:
-            raise ActnetError(f"objective.teaching must be one of {', '.join(TEACHING)}, not {self.teaching!r}")
+        Teaching.check(self.teaching, "objective.teaching")
         if not 0.0 <= self.threshold <= 1.0:
             raise ActnetError(f"objective.threshold must be within [0, 1], not {self.threshold}")
         if self.gamma < 0 or self.beta < 0 or self.temperature <= 0 or self.supervised_epochs < 0:
@@ -330,9 +379,6 @@ class ObjectiveConfig:
     @property
     def uses_unlabeled(self) -> bool:
         return (self.teaching != "none" and self.gamma > 0) or self.beta > 0
-
-
-OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass(frozen=True)
@@ -348,8 +394,7 @@ class OptimConfig:
     fused: bool = True  # torch's fused kernels (CPU and CUDA; 2-7x faster steps measured); false: foreach
 
     def __post_init__(self) -> None:
-        if self.name not in OPTIMIZERS:
-            raise ActnetError(f"optim name must be one of {', '.join(OPTIMIZERS)}, not {self.name!r}")
+        Optimizer.check(self.name, "optim name")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ActnetError(f"optim lr must be > 0 and weight_decay >= 0, not {self.lr}, {self.weight_decay}")
 
@@ -358,9 +403,6 @@ class OptimConfig:
 class OptimizersConfig:
     primary: OptimConfig = field(default_factory=OptimConfig)
     auxiliary: OptimConfig = field(default_factory=OptimConfig)
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -386,8 +428,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.steps_per_epoch < 0 or self.max_steps < 0:
             raise ActnetError("train epochs must be >= 1, steps_per_epoch and max_steps >= 0")
-        if self.precision not in PRECISIONS:
-            raise ActnetError(f"train precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        Precision.check(self.precision, "train precision")
         if not 0.0 <= self.ema < 1.0:
             raise ActnetError(f"train ema must be within [0, 1), not {self.ema}")
         if self.log_every < 1 or self.ckpt_every < 0 or self.eval_every < 0 or self.keep < 0:
@@ -434,148 +475,3 @@ class RunConfig:
     @property
     def run_dir(self) -> str:
         return f"{self.out.rstrip('/')}/{self.name}"
-
-
-# ------------------------------------------------------------------ dicts, YAML recipes and --set overrides
-
-
-def to_dict(cfg) -> dict:
-    """A config as plain data (tuples become lists), the form recipes and checkpoints hold."""
-    import dataclasses
-
-    def plain(value):
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, (tuple, list)):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(cfg)
-
-
-def _coerce(kind, value, where: str):
-    """``value`` (plain data) as the annotated type ``kind``; ``where`` names the key in errors."""
-    import dataclasses
-    import types
-    import typing
-
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where)
-    if dataclasses.is_dataclass(kind):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise ActnetError(f"{where}: expected a mapping, not {value!r}")
-        return from_dict(kind, value, where)
-    if origin is tuple:
-        items = value if isinstance(value, (list, tuple)) else [value]
-        inner = args[0] if args else str
-        if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
-            return tuple(_coerce(inner, v, where) for v in items)
-        if len(items) != len(args):
-            raise ActnetError(f"{where}: expected {len(args)} values, not {value!r}")
-        return tuple(_coerce(a, v, where) for a, v in zip(args, items))
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, str, bool) and type(value) is not kind:
-        raise ActnetError(f"{where}: expected {kind.__name__}, not {value!r}")
-    return value
-
-
-def from_dict(cls, data: dict, where: str = ""):
-    """Build dataclass ``cls`` from plain data; unknown keys are errors that name the key."""
-    import dataclasses
-    import difflib
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else key
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            raise ActnetError(f"unknown config key {path!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
-        kwargs[key] = _coerce(hints[key], value, path)
-    return cls(**kwargs)
-
-
-def merge(base: dict, update: dict) -> dict:
-    """Deep merge of plain-data configs: mappings merge key by key, anything else replaces."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        elif isinstance(value, dict) and out.get(key) is None:
-            out[key] = merge({}, value)
-        else:
-            out[key] = value
-    return out
-
-
-def parse_set(items: list[str] | tuple[str, ...]) -> dict:
-    """``["a.b=c", ...]`` as a nested mapping; values are YAML (``0.5``, ``null``, ``[4, 8]``, ``true``)."""
-    import yaml
-
-    out: dict = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ActnetError(f"--set {item!r}: expected key.path=value")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as err:
-            raise ActnetError(f"--set {item!r}: the value is not valid YAML ({err.__class__.__name__})") from None
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ActnetError(f"--set {item!r}: {part} was already given a value")
-        node[leaf] = value
-    return out
-
-
-def read_recipe(path: str) -> dict:
-    """A YAML recipe as plain data (a file path, or the name of one in the repo's ``recipes/``)."""
-    from pathlib import Path
-
-    import yaml
-
-    file = Path(path)
-    if not file.exists() and not file.suffix:
-        file = Path(__file__).resolve().parent.parent / "recipes" / f"{path}.yaml"
-    if not file.is_file():
-        raise ActnetError(f"--recipe {path}: no such file (and no recipes/{Path(path).stem}.yaml)")
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ActnetError(f"--recipe {file}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ActnetError(f"--recipe {file}: expected a mapping at the top level")
-    return data
-
-
-def resolve_run_config(recipe: str | None = None, sets=(), options: dict | None = None) -> RunConfig:
-    """Defaults < recipe < ``--set`` < first-class options (a nested mapping, ``None`` values ignored)."""
-    data = to_dict(RunConfig())
-    if recipe:
-        data = merge(data, read_recipe(recipe))
-    data = merge(data, parse_set(sets))
-    data = merge(data, drop_none(options or {}))
-    return from_dict(RunConfig, data)
-
-
-def drop_none(tree: dict) -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            if value := drop_none(value):
-                out[key] = value
-        elif value is not None:
-            out[key] = value
-    return out

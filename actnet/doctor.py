@@ -25,7 +25,6 @@ CLIP_ARGS = {
     "mjpeg": ("avi", ["-c:v", "mjpeg", "-pix_fmt", "yuvj420p"]),
     "h264": ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
 }
-CPU_DECODES = ("vp9", "mjpeg")  # DALI's CPU decoder; H.264/HEVC need NVDEC
 
 
 @dataclass
@@ -101,6 +100,7 @@ def _make_clip(ffmpeg: str, codec: str, folder: Path) -> bytes:
 def check_dali(ffmpeg: str | None, gpu: bool) -> list[Check]:
     try:
         from actnet.data.dali import dali_version, decode_frames
+        from actnet.data.loader import CPU_DECODER_CODECS
     except ImportError as err:
         return [Check("dali", FAIL, f"not importable ({err})", "pip install nvidia-dali-cuda130 (Linux x86-64/arm64)")]
     checks = [Check("dali", OK, dali_version())]
@@ -109,7 +109,7 @@ def check_dali(ffmpeg: str | None, gpu: bool) -> list[Check]:
         for codec in CLIP_ARGS:
             for device in devices:
                 name = f"decode {codec} ({device})"
-                if device == "cpu" and codec not in CPU_DECODES:
+                if device == "cpu" and codec not in CPU_DECODER_CODECS:
                     checks.append(Check(name, SKIP, "not supported by DALI's CPU decoder (by design): GPU only"))
                     continue
                 if ffmpeg is None:

@@ -21,8 +21,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from actnet.checkpoint import checkpoint_path, load_checkpoint, trained_models
 from actnet.config import EvalConfig, LoaderConfig, RunConfig
+from actnet.data.loader import make_loader
 from actnet.errors import ActnetError
+from actnet.files import atomic_write
+from actnet.plots import plot_confusion
+from actnet.runtime import autocast_for, dist_info, model_device
 
 
 def ensemble_name(roles: list[str]) -> list[str]:
@@ -110,63 +115,6 @@ def summarize(pred: dict, num_classes: int) -> dict[str, dict]:
     return {role: metrics(p, pred["labels"], num_classes) for role, p in probs.items()}
 
 
-def plot_confusion(report: dict, path: Path) -> Path:
-    """One confusion matrix per row of the report (primary, auxiliary, ensemble), side by side, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    classes = report["classes"]
-    rows = list(report["models"])
-    n = len(classes)
-    side = max(3.5, 0.32 * n + 2)
-    fig, axes = plt.subplots(1, len(rows), figsize=(side * len(rows), side), squeeze=False)
-    for ax, role in zip(axes[0], rows):
-        m = np.asarray(report["models"][role]["confusion"], dtype=float)
-        norm = m / np.maximum(m.sum(1, keepdims=True), 1)
-        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-        ax.set_title(f"{role}: top-1 {100 * report['models'][role]['top1']:.1f}%")
-        ticks = range(n) if n <= 40 else []
-        ax.set_xticks(list(ticks), [classes[i] for i in ticks], rotation=90, fontsize=7)
-        ax.set_yticks(list(ticks), [classes[i] for i in ticks], fontsize=7)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        if n <= 20:
-            for i in range(n):
-                for j in range(n):
-                    if m[i, j]:
-                        ax.text(
-                            j,
-                            i,
-                            int(m[i, j]),
-                            ha="center",
-                            va="center",
-                            fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black",
-                        )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def trained_models(ckpt: dict, device: torch.device, use_ema: bool = True) -> tuple[dict[str, nn.Module], str]:
-    """A loaded checkpoint's backbones by role, in eval mode on ``device``, and which weights they hold
-    (``"ema"`` when the run kept an EMA and ``use_ema``, else ``"model"``)."""
-    from actnet.train import build_models
-
-    cfg: RunConfig = ckpt["run_config"]
-    models = {r: s.backbone for r, s in build_models(cfg.model, ckpt["num_classes"], projection=False).items()}
-    which = "ema" if (use_ema and ckpt.get("ema")) else "model"
-    weights = ckpt["ema"] if which == "ema" else ckpt["models"]
-    for role, model in models.items():
-        model.load_state_dict(weights[role])
-        model.to(device).eval()
-    return models, which
-
-
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -179,11 +127,7 @@ def evaluate_checkpoint(
 ) -> dict:
     """Evaluate a training checkpoint; writes ``eval-<set>-<K>x<crops>.json`` and a confusion PNG to ``out``
     (default: the checkpoint's folder) on rank 0, and returns the report on every rank."""
-    from actnet.train import autocast_for, dist_info, load_checkpoint, model_device
-
-    checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / "last.pt"
+    checkpoint = checkpoint_path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     cfg: RunConfig = ckpt["run_config"]
     eval_cfg = eval_cfg or cfg.eval
@@ -209,23 +153,20 @@ def evaluate_checkpoint(
     if rank == 0:
         folder = Path(out) if out else checkpoint.parent
         stem = f"eval-{set_name}-{eval_cfg.clips}x{eval_cfg.crops}"
-        write_report(report, folder / f"{stem}.json")
+        atomic_write(folder / f"{stem}.json", json.dumps(report, indent=1) + "\n")
         report["confusion_png"] = str(plot_confusion(report, folder / f"{stem}-confusion.png"))
     return report
 
 
 def run_evaluation(models, url, set_name, loader_cfg: LoaderConfig, dev, autocast, rank=0, world=1) -> dict:
     """Predict every video of ``<url>/<set_name>`` (this rank's share), gather, and score."""
-    from actnet.data.dali import make_loader
-
     loader = make_loader(url, set_name, "eval", loader_cfg, rank=rank, world=world)
     try:
         pred = predict(models, loader, dev, autocast)
         pred["skipped"] = loader.bad
         pred = gather(pred)
     finally:
-        loader.stream.close()
-    classes = loader.stream.shards.info.classes
+        loader.close()
     if len(pred["ids"]) == 0:
         raise ActnetError(f"{url}/{set_name}: no test video could be evaluated")
     return {
@@ -233,14 +174,6 @@ def run_evaluation(models, url, set_name, loader_cfg: LoaderConfig, dev, autocas
         "views": f"{loader_cfg.eval_clips}x{loader_cfg.eval_crops}",
         "videos": len(pred["ids"]),
         "skipped": pred["skipped"],
-        "models": summarize(pred, len(classes)),
-        "classes": list(classes),
+        "models": summarize(pred, len(loader.classes)),
+        "classes": loader.classes,
     }
-
-
-def write_report(report: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(path)
-    return path

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from actnet import __version__
+from actnet.checkpoint import load_checkpoint, trained_models
 from actnet.errors import ActnetError
+from actnet.files import atomic_path, atomic_write
 
 FORMATS = ("torchscript", "onnx")
 ONNX_OPSET = 18
@@ -39,8 +41,6 @@ class Ensemble(nn.Module):
 
 
 def _module_and_contract(ckpt: dict, which: str, use_ema: bool) -> tuple[nn.Module, dict]:
-    from actnet.evaluate import trained_models
-
     cfg = ckpt["run_config"]
     models, weights = trained_models(ckpt, torch.device("cpu"), use_ema)
     if which == "ensemble" and len(models) < 2:
@@ -103,8 +103,6 @@ def export_checkpoint(
     use_ema: bool = True,
 ) -> dict[str, Path]:
     """Write ``<name>.torchscript.pt`` and/or ``<name>.onnx`` and ``<name>.json`` to ``out_dir``; returns the paths."""
-    from actnet.train import load_checkpoint
-
     for f in formats:
         if f not in FORMATS:
             raise ActnetError(f"--format must be among {', '.join(FORMATS)}, not {f!r}")
@@ -122,17 +120,14 @@ def export_checkpoint(
                 warnings.simplefilter("ignore")  # tracer warnings on shape arithmetic: the shapes are fixed
                 traced = torch.jit.trace(module, args, check_trace=False)
             path = out_dir / f"{name}.torchscript.pt"
-            tmp = path.with_name(f".{path.name}.tmp")
-            traced.save(str(tmp))
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                traced.save(str(tmp))
             written["torchscript"] = path
         if "onnx" in formats:
             written["onnx"] = _export_onnx(module, args, in_names, contract["outputs"], out_dir / f"{name}.onnx")
     contract["files"] = {k: p.name for k, p in written.items()}
     contract["onnx_opset"] = ONNX_OPSET if "onnx" in written else None
-    path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(contract, indent=1) + "\n")
-    written["contract"] = path
+    written["contract"] = atomic_write(out_dir / f"{name}.json", json.dumps(contract, indent=1) + "\n")
     return written
 
 
@@ -143,7 +138,6 @@ def _export_onnx(module: nn.Module, args, in_names: list[str], out_names: list[s
         raise ActnetError("ONNX export needs onnx and onnxscript: pip install 'actnet[export]'") from None
     batch = torch.export.Dim("batch", min=1, max=1024)
     dynamic = tuple({0: batch} for _ in in_names)  # by position: the arguments' names differ per model
-    tmp = path.with_name(f".{path.name}.tmp")
     for noisy in ("torch.onnx", "torch.export", "onnxscript"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     with warnings.catch_warnings():
@@ -162,6 +156,6 @@ def _export_onnx(module: nn.Module, args, in_names: list[str], out_names: list[s
         except Exception as err:  # noqa: BLE001 - the exporter raises many kinds; one line names the cause
             cause = err.__cause__ or err
             raise ActnetError(f"{path.name}: ONNX export failed: {str(cause).splitlines()[0][:300]}") from None
-    program.save(str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        program.save(str(tmp))
     return path

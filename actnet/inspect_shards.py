@@ -1,19 +1,19 @@
 """``actnet inspect``: what is in a folder of shard sets, as tables and (on request) a contact sheet PNG.
 
-Reads only ``*.info.json`` for the tables; the contact sheet decodes a few clips with ffmpeg so a person can
-see them: one row per clip (one per class first), frames spaced evenly over the video, labelled with the key
-and class.
+Reads only ``*.info.json`` for the tables (``actnet.tables.shard_set_tables`` draws them); the contact sheet
+decodes a few clips with ffmpeg so a person can see them: one row per clip (one per class first), frames spaced
+evenly over the video, labelled with the key and class.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from actnet.data.media import decode_frames_at
 from actnet.data.shards import ShardSetInfo, iter_samples
 from actnet.data.storage import open_storage
 from actnet.errors import ActnetError
@@ -30,49 +30,11 @@ def load_sets(url: str) -> list[ShardSetInfo]:
     return sorted(infos, key=lambda i: (order.get(i.set, 2), i.set))
 
 
-def decode_frames(video: bytes, suffix: str, indices: list[int]) -> np.ndarray:
-    """Frames ``indices`` of an encoded video as uint8 (N, H, W, 3), decoded with ffmpeg."""
+def _decode(video: bytes, suffix: str, indices: list[int]) -> np.ndarray:
     with tempfile.NamedTemporaryFile(suffix=f".{suffix}") as f:
         f.write(video)
         f.flush()
-        select = "+".join(f"eq(n\\,{i})" for i in indices)
-        cmd = [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            f.name,
-            "-vf",
-            f"select='{select}'",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "pipe:1",
-        ]
-        probe = subprocess.run(
-            [
-                "ffprobe",
-                "-v",
-                "error",
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=width,height",
-                "-of",
-                "csv=p=0",
-                f.name,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        width, height = map(int, probe.stdout.strip().split(","))
-        raw = subprocess.run(cmd, capture_output=True, check=True).stdout
-    frames = np.frombuffer(raw, np.uint8)
-    return frames.reshape(-1, height, width, 3)
+        return decode_frames_at(f.name, indices)
 
 
 def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, frames: int = 8) -> Path:
@@ -87,7 +49,7 @@ def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, 
     chosen, seen_classes = [], set()
     for shard in info.shards:  # first pass: one clip per class, in shard order
         with storage.open_read(shard.name) as stream:
-            for key, members in iter_samples(stream):
+            for key, members in iter_samples(stream, storage.url(shard.name)):
                 label = int(members["cls"])
                 if label not in seen_classes or len(seen_classes) >= info.num_classes:
                     seen_classes.add(label)
@@ -100,7 +62,7 @@ def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, 
     for key, label, members in chosen:
         meta = json.loads(members["json"])["video"]
         indices = np.linspace(0, meta["num_frames"] - 1, frames).round().astype(int).tolist()
-        rows.append((key, label, decode_frames(members[info.extension], info.extension, indices)))
+        rows.append((key, label, _decode(members[info.extension], info.extension, indices)))
     if not rows:
         raise ActnetError(f"{url}: shard set {set_name!r} holds no samples")
     tile_h = max(r[2].shape[1] for r in rows)

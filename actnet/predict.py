@@ -12,18 +12,20 @@ the two models' (as ``actnet evaluate``). A file that cannot be read is reported
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from actnet.config import ClipConfig, EncodeConfig, LoaderConfig
-from actnet.data.baseline import eval_views
+from actnet.checkpoint import encode_of, load_checkpoint, trained_models
+from actnet.config import ClipConfig, LoaderConfig
 from actnet.data.media import MediaError, decode_rgb
 from actnet.data.sampling import clip_indices, clip_span, crop_positions, uniform_starts
 from actnet.data.sources import VIDEO_EXTENSIONS
+from actnet.data.views import eval_views
 from actnet.errors import ActnetError
+from actnet.evaluate import ensemble_name
+from actnet.runtime import autocast_for, model_device
 
 
 def video_files(paths: list[str | Path]) -> list[Path]:
@@ -37,13 +39,6 @@ def video_files(paths: list[str | Path]) -> list[Path]:
         else:
             raise ActnetError(f"{path}: no such file or folder")
     return found
-
-
-def encode_of(ckpt: dict) -> EncodeConfig:
-    """The EncodeConfig the run's shards were made with (the defaults for a checkpoint that predates it)."""
-    recorded = ckpt.get("encode") or {}
-    known = {f.name for f in fields(EncodeConfig)}
-    return EncodeConfig(**{k: v for k, v in recorded.items() if k in known})
 
 
 def clip_views(frames: np.ndarray, fps: float, clip: ClipConfig, loader: LoaderConfig, k: int, crops: int):
@@ -69,9 +64,6 @@ def predict_files(
     on_file=None,
 ) -> list[dict]:
     """One result per file: {"file", "top": {role: [(class, probability), ...]}, "probs"} or {"file", "error"}."""
-    from actnet.evaluate import ensemble_name, trained_models
-    from actnet.train import autocast_for, load_checkpoint, model_device
-
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["run_config"]
     clips, crops = clips or cfg.eval.clips, crops or cfg.eval.crops

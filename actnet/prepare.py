@@ -40,6 +40,7 @@ from actnet.data.manifest import Candidate, Skipped, dump_jsonl, manifest_row, s
 from actnet.data.media import MediaError, SourceInfo, accept, encode, verify_many
 from actnet.data.shards import (
     ShardRecord,
+    ShardRoller,
     ShardSetInfo,
     ShardWriter,
     info_name,
@@ -52,6 +53,7 @@ from actnet.data.sources import SourceListing
 from actnet.data.splits import LabeledSpec, list_spec, parse_labeled, select_labeled
 from actnet.data.storage import Storage, open_storage
 from actnet.errors import ActnetError
+from actnet.progress import ProgressSink
 
 PLAN_FORMAT = "actnet.prepare/1"
 SETS = ("train", "test")
@@ -77,13 +79,14 @@ class PrepareSummary:
     def reject_fraction(self) -> float:
         return self.rejected / self.candidates if self.candidates else 0.0
 
-
-class Progress:
-    """The progress sink prepare reports to (the CLI passes a rich progress bar; tests pass nothing)."""
-
-    def start(self, description: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
+    def reject_error(self, max_reject_fraction: float) -> str | None:
+        """The error line when more videos were rejected than ``--max-reject-fraction`` allows, else None."""
+        if self.reject_fraction <= max_reject_fraction:
+            return None
+        return (
+            f"{self.reject_fraction:.1%} of the videos were rejected, above --max-reject-fraction "
+            f"{max_reject_fraction:g}; the shards hold the rest (see rejects.jsonl)"
+        )
 
 
 def order_for_shards(candidates: Iterable[Candidate], seed: int) -> list[Candidate]:
@@ -183,8 +186,7 @@ def _chunks(items: list, workers: int, most: int) -> list[list]:
 
 
 def _publish(storage: Storage, writer: ShardWriter, stem: str) -> ShardRecord:
-    """Close a staged shard and move its tar and index into place; the caller writes the marker after."""
-    writer.close()
+    """Move a closed, staged shard's tar and index into place; the caller writes the marker after."""
     record = ShardRecord(
         name=f"{stem}.tar",
         index=f"{stem}.idx",
@@ -206,7 +208,7 @@ def _encode_set(
     set_name: str,
     candidates: list[Candidate],
     opts: PrepareOptions,
-    progress: Progress,
+    progress: ProgressSink,
 ) -> int:
     """Encode the videos of one set (this part's share) into shards; returns how many were encoded now."""
     part = opts.part
@@ -218,26 +220,22 @@ def _encode_set(
     progress.advance(len(candidates) - len(todo))
     if not todo:
         return 0
-    next_index = 1 + max((int(s[-6:]) for s in markers), default=-1)
+    first = 1 + max((int(s[-6:]) for s in markers), default=-1)
     position = {c.key: p for p, c in enumerate(candidates)}
     staging = storage.staging_dir() / stem_prefix.rstrip("-")
     shutil.rmtree(staging, ignore_errors=True)  # leftovers of an interrupted run are never trusted
     staging.mkdir(parents=True)
     workers = opts.workers or os.cpu_count() or 1
 
-    writer: ShardWriter | None = None
-    writer_group = -1
-    rows: list[dict] = []
     rejects: list[dict] = []
 
-    def flush() -> None:
-        nonlocal writer, rows, rejects, next_index
-        stem = shard_name(set_name, next_index, part)
+    def flush(writer: ShardWriter | None, stem: str, rows: list[dict]) -> None:
         record = _publish(storage, writer, stem) if writer is not None else None
-        marker = {"shard": asdict(record) if record else None, "rows": rows, "rejects": rejects}
+        marker = {"shard": asdict(record) if record else None, "rows": rows, "rejects": list(rejects)}
         storage.write_bytes(f"_done/{stem}.json", json.dumps(marker, sort_keys=True).encode())  # last: "done"
-        writer, rows, rejects, next_index = None, [], [], next_index + 1
+        rejects.clear()
 
+    roller = ShardRoller(staging, opts.shards, len(candidates), lambda i: shard_name(set_name, i, part), flush, first)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         job = lambda chunk: _encode_chunk(chunk, staging, opts.encode)  # noqa: E731
@@ -247,22 +245,13 @@ def _encode_set(
             if "reject" in outcome:
                 rejects.append(_reject_row(candidate, outcome["reject"]))
                 continue
-            group = opts.shards.group_of(position[candidate.key], len(candidates))
-            if writer is not None and group != writer_group:
-                flush()
-            if writer is None:
-                stem = shard_name(set_name, next_index, part)
-                writer, writer_group = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx"), group
             video = Path(outcome["file"])
             row = outcome["row"] | {"video": outcome["video"]}
             members = sample_members(candidate.key, candidate.label, row, video.read_bytes(), opts.encode.extension)
-            writer.add(candidate.key, members)
+            roller.add(candidate.key, members, position[candidate.key], note=row)
             video.unlink()
-            rows.append(row)
-            if writer.bytes_written >= opts.shards.shard_size:
-                flush()
-        if writer is not None or rejects:
-            flush()
+        if roller.is_open or rejects:
+            roller.flush()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
@@ -323,42 +312,35 @@ def _set_info(
 
 
 def _copy_labeled(
-    storage: Storage, set_name: str, keys: set[str], train_shards: list[ShardRecord], plan: dict, progress: Progress
+    storage: Storage,
+    set_name: str,
+    keys: set[str],
+    train_shards: list[ShardRecord],
+    plan: dict,
+    progress: ProgressSink,
 ) -> list[ShardRecord]:
     """Copy the samples of ``keys`` out of the train shards into a new shard set (no re-encoding)."""
-    shards_cfg = ShardConfig(**plan["shards"])
     staging = storage.staging_dir() / set_name
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     records: list[ShardRecord] = []
-    writer: ShardWriter | None = None
-    writer_group, copied = -1, 0
 
-    def flush() -> None:
-        nonlocal writer
-        records.append(_publish(storage, writer, shard_name(set_name, len(records))))
-        writer = None
+    def flush(writer: ShardWriter, stem: str, _) -> None:
+        records.append(_publish(storage, writer, stem))
 
+    roller = ShardRoller(staging, ShardConfig(**plan["shards"]), len(keys), lambda i: shard_name(set_name, i), flush)
+    copied = 0
     progress.start(f"{set_name}: copying", len(keys))
     try:
         for shard in train_shards:
             with storage.open_read(shard.name) as stream:
-                for key, members in iter_samples(stream):
-                    if key not in keys:
-                        continue
-                    group = shards_cfg.group_of(copied, len(keys))
-                    if writer is not None and group != writer_group:
-                        flush()
-                    if writer is None:
-                        stem = shard_name(set_name, len(records))
-                        writer, writer_group = ShardWriter(staging / f"{stem}.tar", staging / f"{stem}.idx"), group
-                    writer.add(key, members)
-                    copied += 1
-                    progress.advance()
-                    if writer.bytes_written >= shards_cfg.shard_size:
-                        flush()
-        if writer is not None:
-            flush()
+                for key, members in iter_samples(stream, storage.url(shard.name)):
+                    if key in keys:
+                        roller.add(key, members, copied)
+                        copied += 1
+                        progress.advance()
+        if roller.is_open:
+            roller.flush()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if copied != len(keys):
@@ -371,10 +353,10 @@ def finalize(
     labeled: list[LabeledSpec],
     seed: int,
     manifests_dir: str | None,
-    progress: Progress | None = None,
+    progress: ProgressSink | None = None,
 ) -> PrepareSummary:
     """Write manifests, rejects, info files and labeled subsets once every part of every set is encoded."""
-    progress = progress or Progress()
+    progress = progress or ProgressSink()
     if not storage.exists("plan.json"):
         raise ActnetError(f"{storage.url()}: no plan.json here; is this a folder written by actnet prepare?")
     plan = json.loads(storage.read_bytes("plan.json"))
@@ -448,9 +430,9 @@ def finalize(
 # The whole command
 
 
-def prepare(listing: SourceListing, opts: PrepareOptions, progress: Progress | None = None) -> PrepareSummary:
+def prepare(listing: SourceListing, opts: PrepareOptions, progress: ProgressSink | None = None) -> PrepareSummary:
     """Encode ``listing`` into shards under ``<opts.out>/<dataset>/<split>/``; finish unless this is one part."""
-    progress = progress or Progress()
+    progress = progress or ProgressSink()
     started = time.monotonic()
     labeled = [parse_labeled(s) for s in opts.labeled] + [list_spec(p) for p in opts.labeled_lists]
     if not listing.candidates:

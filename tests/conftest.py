@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real videos made by ffmpeg, a tiny synthetic folder data set, a real S3 server."""
+"""Shared fixtures: tiny real videos made by ffmpeg, a tiny synthetic folder data set, lossless videos whose pixels
+say which frame and video they are, a tiny prepared set and run config for training, a real S3 server."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import socket
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from actnet.config import EncodeConfig, PrepareOptions, ShardConfig, SyntheticConfig
+from actnet.config import EncodeConfig, PrepareOptions, RunConfig, ShardConfig, SyntheticConfig
+from actnet.data.sources import list_folder
+from actnet.prepare import prepare
+from actnet.recipes import resolve_run_config
 
 # Small, fast encodes for tests: the production defaults are exercised by the CLI and benchmark.
 TEST_ENCODE = EncodeConfig(short_side=48, speed=8)
@@ -132,3 +137,89 @@ def _no_user_cache(tmp_path, monkeypatch):
     """Keep ~/.cache untouched by tests."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     os.makedirs(tmp_path / "home", exist_ok=True)
+
+
+# ------------------------------------------------ videos whose pixels say which frame and video they are
+
+LOSSLESS = EncodeConfig(crf=0, short_side=0, speed=8, min_frames=8)
+
+
+FRAME_COUNTS = [24, 29, 35, 40, 26, 31, 37, 43]  # video v has FRAME_COUNTS[v] frames
+
+
+def write_raw_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
+    """Lossless FFV1 from uint8 (N, H, W, 3) RGB frames."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, h, w, _ = frames.shape
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}"]
+    cmd += ["-r", str(fps), "-i", "pipe:0", "-c:v", "ffv1", "-pix_fmt", "yuv444p", str(path)]
+    subprocess.run(cmd, input=frames.tobytes(), check=True)
+
+
+def index_frames(video: int, n: int, size=(24, 32)) -> np.ndarray:
+    frames = np.empty((n, *size, 3), np.uint8)
+    frames[..., 0] = (20 + 5 * np.arange(n))[:, None, None]
+    frames[..., 1] = 30 + 25 * video
+    frames[..., 2] = 128
+    return frames
+
+
+def prepare_folder(root: Path, out: Path, **kwargs) -> Path:
+    opts = prepare_options(out, encode=LOSSLESS, shards=ShardConfig(min_shards=3), **kwargs)
+    prepare(list_folder(root, test_fraction=0.25, name="videos"), opts)
+    return out / "shards" / "videos" / "split1"
+
+
+@pytest.fixture(scope="session")
+def indexed(tmp_path_factory) -> Path:
+    """8 videos of 2 classes (6 train, 2 test, 1 labeled per class) whose pixels encode frame and video."""
+    root = tmp_path_factory.mktemp("indexed") / "videos"
+    for v, n in enumerate(FRAME_COUNTS):
+        write_raw_video(root / "ab"[v % 2] / f"v{v}.mkv", index_frames(v, n))
+    return prepare_folder(root, tmp_path_factory.mktemp("indexed-out"), labeled=("1/class",))
+
+
+# ------------------------------------------------------------------- a tiny prepared set and run config
+
+# A run small enough for a test: 4-frame 32-px clips, tiny models, pseudo-labels from the first step
+# (threshold 0 keeps every prediction, so the pseudo-label term is exercised), 3 steps per epoch.
+TINY = [
+    "loader.batch_size=2",
+    "loader.mu=1",
+    "loader.eval_batch_size=2",
+    "loader.primary={frames: 4, strides: [2], size: 32}",
+    "loader.auxiliary={frames: 4, strides: [1, 2], size: 32}",
+    "loader.augment.flip=false",
+    "loader.eval_clips=1",
+    "loader.eval_crops=1",
+    "loader.num_threads=1",
+    "loader.fetch_threads=1",
+    "loader.device=cpu",
+    "model.primary=r3d_tiny",
+    "model.auxiliary=timesformer_tiny",
+    "model.drop_path_rate=0.1",
+    "objective.threshold=0.0",
+    "objective.supervised_epochs=0",
+    "optim.primary={name: sgd, lr: 0.05}",
+    "optim.auxiliary={name: adamw, lr: 0.001, weight_decay: 0.05}",
+    "train.epochs=4",
+    "train.steps_per_epoch=3",
+    "train.warmup_epochs=1",
+    "train.log_every=1",
+    "train.eval_every=0",
+    "eval.clips=2",
+    "eval.crops=3",
+    "eval.batch_size=2",
+]
+
+
+@pytest.fixture(scope="session")
+def shards(synthetic_tree, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train-data")
+    prepare(list_folder(synthetic_tree, 0.25, name="synthetic"), prepare_options(out, labeled=("1/class",)))
+    return out / "shards" / "synthetic" / "split1"
+
+
+def tiny_config(shards: Path, out: Path, name: str, *sets: str) -> RunConfig:
+    options = {"data": {"url": str(shards), "labeled": "labeled-1perclass-seed0"}, "out": str(out), "name": name}
+    return resolve_run_config(None, [*TINY, *sets], options)

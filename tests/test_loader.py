@@ -4,26 +4,20 @@ frame and which video they are: the red level of frame i is 20 + 5 i, the green 
 
 import json
 import logging
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import prepare_options
+from conftest import FRAME_COUNTS, index_frames, prepare_folder, write_raw_video
 
-from actnet.config import AugmentConfig, ClipConfig, EncodeConfig, LoaderConfig, ShardConfig
+from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
 from actnet.data import sampling
-from actnet.data.dali import make_loader, resolve_device
-from actnet.data.sampling import ShardSet
+from actnet.data.loader import make_loader, resolve_device
 from actnet.data.shards import ShardRecord, ShardSetInfo, ShardWriter, iter_samples, sha256_file
-from actnet.data.sources import list_folder
 from actnet.errors import ActnetError
-from actnet.prepare import prepare
 
-LOSSLESS = EncodeConfig(crf=0, short_side=0, speed=8, min_frames=8)
-FRAME_COUNTS = [24, 29, 35, 40, 26, 31, 37, 43]  # video v has FRAME_COUNTS[v] frames
 CLIPS = {"primary": ClipConfig(frames=4, strides=(3, 5), size=16), "auxiliary": ClipConfig(4, (1, 2), 16)}
 CFG = LoaderConfig(
     batch_size=2,
@@ -40,44 +34,12 @@ CFG = LoaderConfig(
 )
 
 
-def write_raw_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
-    """Lossless FFV1 from uint8 (N, H, W, 3) RGB frames."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n, h, w, _ = frames.shape
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}"]
-    cmd += ["-r", str(fps), "-i", "pipe:0", "-c:v", "ffv1", "-pix_fmt", "yuv444p", str(path)]
-    subprocess.run(cmd, input=frames.tobytes(), check=True)
-
-
-def index_frames(video: int, n: int, size=(24, 32)) -> np.ndarray:
-    frames = np.empty((n, *size, 3), np.uint8)
-    frames[..., 0] = (20 + 5 * np.arange(n))[:, None, None]
-    frames[..., 1] = 30 + 25 * video
-    frames[..., 2] = 128
-    return frames
-
-
 def decode_levels(clip: torch.Tensor, cfg: LoaderConfig = CFG) -> tuple[np.ndarray, np.ndarray]:
     """(frame index per frame, video id per frame) read back from a normalised (C, T, H, W) clip."""
     mean = torch.tensor(cfg.mean).view(3, 1, 1, 1)
     std = torch.tensor(cfg.std).view(3, 1, 1, 1)
     pixels = ((clip * std + mean) * 255).mean(dim=(2, 3))  # (C, T): the frames are uniform
     return np.rint((pixels[0].numpy() - 20) / 5).astype(int), np.rint((pixels[1].numpy() - 30) / 25).astype(int)
-
-
-def prepare_folder(root: Path, out: Path, **kwargs) -> Path:
-    opts = prepare_options(out, encode=LOSSLESS, shards=ShardConfig(min_shards=3), **kwargs)
-    prepare(list_folder(root, test_fraction=0.25, name="videos"), opts)
-    return out / "shards" / "videos" / "split1"
-
-
-@pytest.fixture(scope="module")
-def indexed(tmp_path_factory) -> Path:
-    """8 videos of 2 classes (6 train, 2 test, 1 labeled per class) whose pixels encode frame and video."""
-    root = tmp_path_factory.mktemp("indexed") / "videos"
-    for v, n in enumerate(FRAME_COUNTS):
-        write_raw_video(root / "ab"[v % 2] / f"v{v}.mkv", index_frames(v, n))
-    return prepare_folder(root, tmp_path_factory.mktemp("indexed-out"), labeled=("1/class",))
 
 
 @pytest.fixture(scope="module")
@@ -348,66 +310,6 @@ def test_s3_stream_equals_local(indexed, s3_bucket):
         assert torch.equal(a[name], b[name])
     evaluated = [k for batch in make_loader(url, "test", "eval", CFG) for k in batch.keys]
     assert len(evaluated) == 2
-
-
-def test_only_one_module_imports_dali():
-    package = Path(__file__).parent.parent / "actnet"
-    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "nvidia.dali" in p.read_text())
-    assert users == ["data/dali.py"]
-
-
-def test_benchmark_loader_records_its_figures(indexed, tmp_path):
-    from typer.testing import CliRunner
-
-    from actnet.cli import app
-
-    results = tmp_path / "bench.md"
-    args = ["benchmark", "loader", "--data", str(indexed), "--size", "16", "--frames", "4", "--batch-size", "2"]
-    args += ["--batches", "1", "--eval-clips", "1", "--workers", "1", "--results", str(results)]
-    run = CliRunner().invoke(app, args)
-    assert run.exit_code == 0, run.output
-    data = json.loads(results.with_suffix(".json").read_text())["loader"]
-    assert [r["stream"] for r in data["streams"]] == ["labeled", "unlabeled", "eval", "unlabeled"]
-    assert [r["variant"] for r in data["streams"]] == ["", "", "", "linear RandAugment geometry, before"]
-    for row in data["streams"]:
-        assert row["dali"]["clips_per_s"] > 0 and set(row["baselines"]) == {"torchcodec", "pyav"}
-        assert all(b["clips_per_s"] > 0 for b in row["baselines"].values())
-        assert row["speedup"] == row["dali"]["clips_per_s"] / row["baselines"][row["best"]]["clips_per_s"]
-    assert len(data["readers"]) == 3 and "| unlabeled (train) | 2 |" in results.read_text()
-
-
-def test_pyav_and_torchcodec_decode_the_same_frames_in_any_order(indexed):
-    from actnet.data.baseline import decode_at, pick_decoder
-
-    assert pick_decoder() == "torchcodec" and pick_decoder("pyav") == "pyav"
-    with pytest.raises(ActnetError, match="--baseline"):
-        pick_decoder("opencv")
-    shards = ShardSet(str(indexed), "train")
-    members = shards.fetch(0)
-    n = json.loads(members["json"])["video"]["num_frames"]
-    index = [n - 1, 3, 3, 0, n // 2]  # unsorted, repeated, both ends
-    a = decode_at(members[shards.extension], index, "pyav")
-    b = decode_at(members[shards.extension], index, "torchcodec")
-    assert a.shape == b.shape == (5, 3, 24, 32) and a.dtype == torch.uint8
-    assert torch.equal(a, b)
-    levels = a[:, 0].float().mean(dim=(1, 2))  # red encodes the frame index: 20 + 5 i
-    assert np.rint((levels.numpy() - 20) / 5).astype(int).tolist() == index
-
-
-def test_decoder_comparison_finds_the_same_frames_and_would_see_a_shifted_seek(indexed):
-    from actnet.benchmark import _agreement, benchmark_decoders, decoders_markdown
-
-    result = benchmark_decoders(str(indexed), "train", 3, gpu=False, frames_per_sample=5)
-    pairs = [(r["decoder"], r["reference"]) for r in result["rows"]]
-    assert pairs == [("DALI cpu", "torchcodec"), ("DALI cpu", "PyAV")]
-    for row in result["rows"]:
-        assert row["samples"] == 3 and row["frames"] == 15
-        assert row["same_frame"] == 15 and row["mean_abs"] < 1.5  # lossless VP9: colour rounding only
-    assert "| DALI cpu | PyAV | 3 | 15 |" in decoders_markdown(result, "test videos")
-    frames = index_frames(0, 6)
-    shifted = _agreement(frames[1:], frames[:-1])  # every frame one index late
-    assert shifted["mean_abs"] == pytest.approx(5 / 3)  # red is 5 levels off, green and blue agree
-    assert shifted["same_frame"] == 1  # only the last frame: its true frame is not among the references
 
 
 @pytest.mark.gpu

@@ -9,23 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_video
-from test_train import shards, tiny_config  # noqa: F401  (shards: the tiny prepared set, a fixture)
+from conftest import make_video, tiny_config
 from typer.testing import CliRunner
 
+from actnet.checkpoint import load_checkpoint, trained_models
 from actnet.cli import app
 from actnet.config import EncodeConfig
-from actnet.data.dali import make_loader
+from actnet.data.loader import make_loader
 from actnet.data.media import decode_rgb
 from actnet.data.sampling import ShardSet
 from actnet.predict import clip_views, predict_files
-from actnet.train import Trainer, load_checkpoint
+from actnet.train import Trainer
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def run_dir(shards, tmp_path_factory) -> Path:  # noqa: F811
+def run_dir(shards, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("operate")
     Trainer(tiny_config(shards, out, "tiny", "train.max_steps=2", "eval.crops=3"), progress=False).fit()
     return out / "tiny"
@@ -73,7 +73,7 @@ def test_predict_reads_several_containers_and_reports_a_corrupt_file(run_dir, vi
     assert missing.exit_code == 2 and "nope.mp4: no such file or folder" in missing.output
 
 
-def test_predict_makes_the_views_evaluation_makes(run_dir, shards, tmp_path):  # noqa: F811
+def test_predict_makes_the_views_evaluation_makes(run_dir, shards, tmp_path):
     """The same stored video through DALI's evaluation graph and through predict's decode + views."""
     cfg = load_checkpoint(run_dir)["run_config"].loader
     from dataclasses import replace
@@ -99,8 +99,6 @@ def test_predict_makes_the_views_evaluation_makes(run_dir, shards, tmp_path):  #
 
 def test_export_onnx_and_torchscript_match_pytorch(run_dir, tmp_path):
     import onnxruntime as ort
-
-    from actnet.evaluate import trained_models
 
     result = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -1,5 +1,6 @@
-"""actnet train / evaluate: config layering, the loop, resume equality, NaN stop, DDP with 2 gloo processes,
-evaluation counting and the commands end to end, on a tiny synthetic set (3 classes, 12 videos) on the CPU."""
+"""actnet train: the task's baselines, optimizers and schedule, the loop, resume equality, NaN stop, atomic
+checkpoints, DDP with 2 gloo processes and the train/evaluate commands end to end, on a tiny synthetic set
+(3 classes, 12 videos) on the CPU."""
 
 import json
 import os
@@ -7,108 +8,25 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import prepare_options
+from conftest import TINY, tiny_config
 from typer.testing import CliRunner
 
-from actnet import train as train_mod
+from actnet import optim
+from actnet import task as task_mod
+from actnet.checkpoint import load_checkpoint, newest_checkpoint
 from actnet.cli import app
-from actnet.config import RunConfig, from_dict, resolve_run_config, to_dict
-from actnet.data.sources import list_folder
 from actnet.errors import ActnetError
-from actnet.evaluate import metrics
-from actnet.prepare import prepare
-from actnet.train import Trainer, TrainingDiverged, load_checkpoint
-
-REPO = Path(__file__).resolve().parent.parent
-
-# A run small enough for a test: 4-frame 32-px clips, tiny models, pseudo-labels from the first step
-# (threshold 0 keeps every prediction, so the pseudo-label term is exercised), 3 steps per epoch.
-TINY = [
-    "loader.batch_size=2",
-    "loader.mu=1",
-    "loader.eval_batch_size=2",
-    "loader.primary={frames: 4, strides: [2], size: 32}",
-    "loader.auxiliary={frames: 4, strides: [1, 2], size: 32}",
-    "loader.augment.flip=false",
-    "loader.eval_clips=1",
-    "loader.eval_crops=1",
-    "loader.num_threads=1",
-    "loader.fetch_threads=1",
-    "loader.device=cpu",
-    "model.primary=r3d_tiny",
-    "model.auxiliary=timesformer_tiny",
-    "model.drop_path_rate=0.1",
-    "objective.threshold=0.0",
-    "objective.supervised_epochs=0",
-    "optim.primary={name: sgd, lr: 0.05}",
-    "optim.auxiliary={name: adamw, lr: 0.001, weight_decay: 0.05}",
-    "train.epochs=4",
-    "train.steps_per_epoch=3",
-    "train.warmup_epochs=1",
-    "train.log_every=1",
-    "train.eval_every=0",
-    "eval.clips=2",
-    "eval.crops=3",
-    "eval.batch_size=2",
-]
-
-
-@pytest.fixture(scope="module")
-def shards(synthetic_tree, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("train-data")
-    prepare(list_folder(synthetic_tree, 0.25, name="synthetic"), prepare_options(out, labeled=("1/class",)))
-    return out / "shards" / "synthetic" / "split1"
-
-
-def tiny_config(shards: Path, out: Path, name: str, *sets: str) -> RunConfig:
-    options = {"data": {"url": str(shards), "labeled": "labeled-1perclass-seed0"}, "out": str(out), "name": name}
-    return resolve_run_config(None, [*TINY, *sets], options)
+from actnet.train import Trainer, TrainingDiverged
 
 
 def losses(trainer: Trainer) -> list[tuple[int, float, float, float]]:
     return [(r["step"], r["loss"], r["pseudo"], r["contrastive"]) for r in trainer.history]
 
 
-# ----------------------------------------------------------------------------------------------- config
-
-
-def test_config_layers_defaults_recipe_set_options(tmp_path):
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("name: from-recipe\nobjective: {beta: 0.25, threshold: 0.9}\ntrain: {epochs: 7}\n")
-    cfg = resolve_run_config(str(recipe), ["objective.beta=0.125", "train.epochs=9"], {"train": {"epochs": 11}})
-    assert cfg.name == "from-recipe"  # recipe over default
-    assert cfg.objective.threshold == 0.9  # recipe
-    assert cfg.objective.beta == 0.125  # --set over recipe
-    assert cfg.train.epochs == 11  # first-class option over --set
-    assert cfg.objective.temperature == RunConfig().objective.temperature  # untouched default
-    assert from_dict(RunConfig, to_dict(cfg)) == cfg
-
-
-@pytest.mark.parametrize(
-    ("sets", "message"),
-    [
-        (["loader.bach_size=3"], "did you mean 'batch_size'"),
-        (["objective.teaching=mutual"], "objective.teaching must be one of"),
-        (["model.auxiliary=null"], "model.auxiliary and loader.auxiliary"),
-        (["train.epochs=three"], "train.epochs: expected int"),
-        (["objective.beta"], "expected key.path=value"),
-    ],
-)
-def test_config_errors_name_the_key(sets, message):
-    with pytest.raises(ActnetError, match=message):
-        resolve_run_config(None, sets)
-
-
-def test_every_recipe_resolves():
-    recipes = sorted((REPO / "recipes").glob("*.yaml"))
-    assert len(recipes) >= 8
-    for path in recipes:
-        cfg = resolve_run_config(str(path))
-        assert cfg.name == path.stem or path.stem.startswith(cfg.name), path
+# ------------------------------------------------------------------------------------ task and optimizers
 
 
 def test_baselines_are_settings(shards, tmp_path):
@@ -124,9 +42,9 @@ def test_baselines_are_settings(shards, tmp_path):
         "objective.beta=0",
     )
     cmpl = tiny_config(shards, tmp_path, "cmpl", "model.auxiliary=r3d_tiny", "objective.beta=0")
-    assert train_mod.teachers_for(sup.objective, ["primary", "auxiliary"]) == {}
-    assert train_mod.teachers_for(fixmatch.objective, ["primary"]) == {"primary": "primary"}
-    assert train_mod.teachers_for(cmpl.objective, ["primary", "auxiliary"]) == {
+    assert task_mod.teachers_for(sup.objective, ["primary", "auxiliary"]) == {}
+    assert task_mod.teachers_for(fixmatch.objective, ["primary"]) == {"primary": "primary"}
+    assert task_mod.teachers_for(cmpl.objective, ["primary", "auxiliary"]) == {
         "primary": "auxiliary",
         "auxiliary": "primary",
     }
@@ -139,7 +57,7 @@ def test_baselines_are_settings(shards, tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays():
-    f = [train_mod.lr_factor(s, 4, 20, 0.1) for s in range(20)]
+    f = [optim.lr_factor(s, 4, 20, 0.1) for s in range(20)]
     assert f[:4] == [0.25, 0.5, 0.75, 1.0]
     assert all(a >= b for a, b in zip(f[3:], f[4:]))
     assert f[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * 15 / 16)).item()))
@@ -149,7 +67,7 @@ def test_no_weight_decay_on_norms_biases_and_embeddings():
     from actnet.models import create_model
 
     model = create_model("timesformer_tiny", 3)
-    decay, no_decay = train_mod.param_groups(model, 0.05)
+    decay, no_decay = optim.param_groups(model, 0.05)
     names = {id(p): n for n, p in model.named_parameters()}
     assert all(p.ndim > 1 for p in decay["params"])
     skipped = {names[id(p)] for p in no_decay["params"]}
@@ -166,8 +84,8 @@ def test_fused_optimizers_are_the_default_and_step_like_foreach(name):
     models[1].load_state_dict(models[0].state_dict())
     cfg = OptimConfig(name=name, lr=0.01, weight_decay=0.05, nesterov=name == "sgd")
     fused, foreach = (
-        train_mod.make_optimizer(cfg, models[0]),
-        train_mod.make_optimizer(replace(cfg, fused=False), models[1]),
+        optim.make_optimizer(cfg, models[0]),
+        optim.make_optimizer(replace(cfg, fused=False), models[1]),
     )
     assert fused.defaults["fused"] and foreach.defaults["foreach"] and not foreach.defaults["fused"]
     for _ in range(3):
@@ -250,7 +168,7 @@ def test_an_existing_run_is_not_overwritten(shards, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_path, monkeypatch):
-    real = train_mod.actnetformer_loss
+    real = task_mod.actnetformer_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -260,7 +178,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_pa
             out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(train_mod, "actnetformer_loss", poisoned)
+    monkeypatch.setattr(task_mod, "actnetformer_loss", poisoned)
     cfg = tiny_config(shards, tmp_path, "nan", "train.log_every=2", "train.ckpt_every=3")
     t = Trainer(cfg, progress=False)
     with pytest.raises(TrainingDiverged, match=r"step 6 .*the loss is nan.*last good checkpoint is .*last\.pt"):
@@ -289,48 +207,14 @@ def test_checkpoint_writes_are_atomic(shards, tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "atomic")["step"] == 3
 
 
-# ---------------------------------------------------------------------------------------------- evaluate
-
-
-def test_metrics_against_hand_computed_values():
-    probs = torch.tensor(
-        [
-            [0.7, 0.2, 0.1],  # true 0, right
-            [0.1, 0.3, 0.6],  # true 0, wrong (2), 0 is third
-            [0.2, 0.5, 0.3],  # true 1, right
-            [0.5, 0.1, 0.4],  # true 2, wrong (0), 2 second
-        ]
-    )
-    labels = torch.tensor([0, 0, 1, 2])
-    m = metrics(probs, labels, 3)
-    assert m["top1"] == 0.5
-    assert m["top5"] == 1.0  # top-k is capped at the 3 classes
-    assert m["per_class"] == [0.5, 1.0, 0.0]
-    assert m["mean_class_accuracy"] == pytest.approx(0.5)
-    assert m["confusion"] == [[1, 0, 1], [0, 1, 0], [1, 0, 0]]
-
-
-def test_evaluate_counts_each_video_once_with_all_views(shards, tmp_path):
-    from actnet.evaluate import evaluate_checkpoint
-
-    Trainer(tiny_config(shards, tmp_path, "ev", "train.max_steps=2"), progress=False).fit()
-    report = evaluate_checkpoint(tmp_path / "ev" / "last.pt")
-    test_count = json.loads((shards / "test.info.json").read_text())["num_samples"]
-    assert report["videos"] == test_count == sum(sum(r) for r in report["models"]["ensemble"]["confusion"])
-    assert report["views"] == "2x3" and set(report["models"]) == {"primary", "auxiliary", "ensemble"}
-    assert Path(report["confusion_png"]).stat().st_size > 0
-    saved = json.loads((tmp_path / "ev" / "eval-test-2x3.json").read_text())
-    assert saved["models"]["ensemble"]["top1"] == report["models"]["ensemble"]["top1"]
-
-
 # ------------------------------------------------------------------------------------------------- DDP
 
 DDP_SCRIPT = """
 import json, os, sys
 import torch
-from actnet.config import resolve_run_config
 from actnet.data.sampling import train_positions
 from actnet.evaluate import evaluate_checkpoint
+from actnet.recipes import resolve_run_config
 from actnet.train import Trainer
 
 sets, options = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -435,63 +319,10 @@ def test_resume_auto_takes_the_newest_complete_checkpoint(shards, tmp_path):
     assert "no checkpoint in" in first.output and load_checkpoint(tmp_path / "auto")["step"] == 2
     assert sorted(p.name for p in (tmp_path / "auto").glob("step-*.pt")) == ["step-00000001.pt", "step-00000002.pt"]
     (tmp_path / "auto" / "last.pt").write_bytes(b"cut short")  # damaged: passed over for the newest whole one
-    assert train_mod.newest_checkpoint(tmp_path / "auto") == tmp_path / "auto" / "step-00000002.pt"
+    assert newest_checkpoint(tmp_path / "auto") == tmp_path / "auto" / "step-00000002.pt"
     again = runner.invoke(app, [*base, "--resume", "auto", "--set", "train.max_steps=3"])
     assert again.exit_code == 0, again.output
     assert "resuming from" in again.output and "step-00000002.pt" in again.output
     assert load_checkpoint(tmp_path / "auto")["step"] == 3
     record = json.loads((tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()[-1])
     assert 0 <= record["data_share"] <= 1 and record["host_rss_gib"] > 0.1  # long-run health in every log line
-
-
-def test_training_benchmark_and_soak_give_plausible_figures(shards, tmp_path):
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from actnet.benchmark import benchmark_soak, benchmark_training, training_markdown
-    from actnet.models import create_model
-
-    cfg = tiny_config(shards, tmp_path, "bench", "objective.supervised_epochs=1")
-    r = benchmark_training(cfg, 2, log=lambda *_: None)
-    assert r["clips_per_s"] > 0 and r["starvation"] > 0 and r["mfu"] is None  # no peak rate for a CPU
-    forward = 0  # both models forward over the step's clips: labeled weak + unlabeled weak + unlabeled strong
-    for role, clip in cfg.loader.clips().items():
-        model = create_model(cfg.model.presets()[role], 3)
-        x = torch.randn(2 + 2 * 2, 3, clip.frames, clip.size, clip.size)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(x)
-        forward += counter.get_total_flops()
-    assert 2.5 < r["flops_per_step"] / forward < 3.5  # forward + backward is about three forwards
-    text = training_markdown([r], "GPU rows: not measured")
-    assert "| CPU | r3d_tiny + timesformer_tiny | 4 x 32 x 32 | 2 + 2 | fp32 |" in text and "n/a" in text
-
-    soak = benchmark_soak(str(shards), cfg.loader, 3, log=lambda *_: None)
-    assert len(soak["rss_mib"]) == 4 and soak["clips"] == 3 * soak["batches_per_epoch"] * 2
-
-
-def test_step_option_ladder_adds_each_row_to_the_last(shards, tmp_path):
-    from actnet.benchmark import benchmark_optimizer_step, benchmark_step_options, step_options_markdown
-    from actnet.config import OptimConfig
-
-    seen = []
-
-    def make(overrides):
-        seen.append(list(overrides))
-        return tiny_config(shards, tmp_path, f"ladder{len(seen)}", *overrides)
-
-    rows = [
-        ("before", ["train.channels_last=false", "optim.primary.fused=false"]),
-        ("+ cl", ["train.channels_last=true"]),
-    ]
-    ladder = benchmark_step_options(make, rows, 1, log=lambda *_: None)
-    assert seen == [rows[0][1], rows[0][1] + rows[1][1]]
-    assert all(r["step_s"] > 0 and r["warmup_s"] > 0 for r in ladder)
-
-    optims = {"primary": OptimConfig(name="sgd"), "auxiliary": OptimConfig(name="adamw")}
-    models = {"primary": "r3d_tiny", "auxiliary": "timesformer_tiny"}
-    opt = benchmark_optimizer_step(optims, models, 3, torch.device("cpu"), repeat=1)
-    assert [r["optimizer"] for r in opt] == ["sgd", "adamw"] and all(min(r["ms"].values()) > 0 for r in opt)
-    from actnet.benchmark import machine_description
-
-    result = {"rows": ladder, "config": "tiny", "device": "CPU", "optimizer": opt, "optimizer_models": "tiny"}
-    text = step_options_markdown(result | {"machine": machine_description()})
-    assert "| before |" in text and "| + cl |" in text and "| 1.00 |" in text and "| r3d_tiny | sgd |" in text

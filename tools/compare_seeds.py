@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actnet.benchmark import machine_description, record  # noqa: E402
+from actnet.bench.common import machine_description, record  # noqa: E402
 
 RESULTS_MD = ROOT / "docs" / "results.md"
 METHODS = ("actnetformer", "supervised")

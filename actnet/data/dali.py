@@ -29,7 +29,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,54 +39,18 @@ from nvidia.dali.plugin.pytorch import feed_ndarray
 from nvidia.dali.tensors import TensorGPU
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
-from actnet.data.sampling import Job, SampleStream, ShardSet
+from actnet.data.batch import Batch, view_names
+from actnet.data.sampling import Job, SampleStream
 from actnet.errors import ActnetError
 
 log = logging.getLogger("actnet.data")
-
-CPU_CODECS = ("vp8", "vp9", "mjpeg")  # what DALI's CPU video decoder handles (2.1.1+); the GPU handles more
-
-
-def resolve_device(device: str, codec: str, where: str) -> str:
-    """``cpu`` or ``gpu`` for ``--device auto|cpu|gpu`` and shards of ``codec`` (``where`` names them)."""
-    has_gpu = torch.cuda.is_available()
-    if device == "gpu" and not has_gpu:
-        raise ActnetError("--device gpu: no CUDA GPU is visible to PyTorch")
-    chosen = device if device != "auto" else ("gpu" if has_gpu else "cpu")
-    if chosen == "cpu" and codec not in CPU_CODECS:
-        raise ActnetError(
-            f"{where}: {codec} shards decode only on a GPU (DALI's CPU decoder reads VP8, VP9 and MJPEG); "
-            f"use --device gpu on a GPU machine, or re-run `actnet prepare` with --codec vp9"
-        )
-    return chosen
-
-
-@dataclass
-class Batch:
-    """One batch: ``views[(model, view)]`` is float (B, C, T, H, W), or (B, V, C, T, H, W) for evaluation.
-
-    Views are ``weak`` (labeled and unlabeled), ``strong`` (unlabeled) and ``eval`` (V = clips x crops).
-    """
-
-    views: dict[tuple[str, str], torch.Tensor]
-    label: torch.Tensor  # long (B,)
-    ids: torch.Tensor  # long (B,): positions in the shard set
-    keys: list[str]
-    strides: dict[str, list[int]] = field(default_factory=dict)  # model -> the stride each sample got
-    frames: dict[str, list[list[int]]] = field(default_factory=dict)  # model -> each sample's frame indices
-
-    def __getitem__(self, item: tuple[str, str]) -> torch.Tensor:
-        return self.views[item]
-
-    def __len__(self) -> int:
-        return len(self.keys)
 
 
 class _Feeder:
     """The ``external_source`` callback: the next list of jobs, as arrays; remembers what is in flight.
 
     Columns: encoded video, the union of frames to decode, id, label, then each model's order into the union,
-    then (evaluation) the crop positions. ``decode_only`` feeds just the first two (for probing one sample).
+    then (evaluation) the crop positions.
     """
 
     def __init__(
@@ -95,17 +58,14 @@ class _Feeder:
         jobs: Iterator[list[Job]],
         models: list[str],
         with_crops: bool,
-        decode_only: bool = False,
         clean: Callable[[list[Job]], list[Job]] | None = None,  # replaces jobs of samples found bad since
     ):
-        self.jobs, self.models, self.with_crops, self.decode_only = jobs, models, with_crops, decode_only
+        self.jobs, self.models, self.with_crops = jobs, models, with_crops
         self.clean = clean
         self.requeued: deque[list[Job]] = deque()
         self.in_flight: deque[list[Job]] = deque()
 
     def dtypes(self) -> list:
-        if self.decode_only:
-            return [types.UINT8, types.INT32]
         return (
             [types.UINT8, types.INT32, types.INT64, types.INT32]
             + [types.INT32] * len(self.models)
@@ -124,11 +84,10 @@ class _Feeder:
         for job in batch:
             union, orders = job.union()
             row = [np.frombuffer(job.video, np.uint8), np.asarray(union, np.int32)]
-            if not self.decode_only:
-                row += [np.asarray([job.id], np.int64), np.asarray([job.label], np.int32)]
-                row += [np.asarray(orders[m], np.int32) for m in self.models]
-                if self.with_crops:
-                    row.append(np.asarray(job.crops, np.float32))
+            row += [np.asarray([job.id], np.int64), np.asarray([job.label], np.int32)]
+            row += [np.asarray(orders[m], np.int32) for m in self.models]
+            if self.with_crops:
+                row.append(np.asarray(job.crops, np.float32))
             for col, value in zip(cols, row):
                 col.append(value)
         return tuple(cols)
@@ -251,6 +210,37 @@ class DaliLoader:
     def kind(self) -> str:
         return self.stream.kind
 
+    @property
+    def batch_size(self) -> int:
+        return self.stream.batch_size
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in the shard set (all ranks)."""
+        return len(self.stream.shards)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.stream.shards.info.classes)
+
+    @property
+    def encode(self) -> dict:
+        """How the set's videos were encoded (prepare's EncodeConfig, as plain data)."""
+        return dict(self.stream.shards.info.encode)
+
+    @property
+    def bad_ids(self) -> list[int]:
+        """Ids of the samples found bad so far (a checkpoint keeps them; see :meth:`skip`)."""
+        return sorted(self.stream.bad)
+
+    def skip(self, ids) -> None:
+        """Leave these samples out from now on, as if they had been found bad (a resumed run's checkpoint)."""
+        self.stream.bad.update(ids)
+
+    def close(self) -> None:
+        """Stop the threads reading samples ahead."""
+        self.stream.close()
+
     # ------------------------------------------------------------------------------------------------ graph
 
     def _pipeline(self, feeder: _Feeder, batch_size: int, seed: int) -> Pipeline:
@@ -284,10 +274,6 @@ class DaliLoader:
             prefetch_queue_depth=cfg.prefetch,
             enable_conditionals=kind == "unlabeled" and cfg.augment.rand_augment_n > 0,
         )
-
-    def _view_names(self) -> list[tuple[str, str]]:
-        views = {"labeled": ["weak"], "unlabeled": ["weak", "strong"], "eval": ["eval"]}[self.kind]
-        return [(m, v) for m in self.models for v in views]
 
     # ------------------------------------------------------------------------------------------- iteration
 
@@ -336,7 +322,7 @@ class DaliLoader:
                 v = v.view(b, crops, c, k, kt // k, s1, s2).transpose(1, 3).transpose(2, 3)  # (B, K, crops, C, ...)
                 named[model, "eval"] = v.reshape(b, k * crops, c, kt // k, s1, s2)
         else:
-            named = dict(zip(self._view_names(), views))
+            named = dict(zip(view_names(self.kind, self.models), views))
         strides = {m: [j.strides[m] for j in jobs] for m in self.models}
         frames = {m: [j.frames[m] for j in jobs] for m in self.models}
         return Batch(named, labels, ids, [j.key for j in jobs], strides, frames)
@@ -396,59 +382,14 @@ class DaliLoader:
 
     def probe(self, job: Job) -> str | None:
         """Decode one sample's frames on its own; the error message, or None when it decodes."""
-        feeder = _Feeder(iter([[job]]), [], False, decode_only=True)
-        device = "mixed" if self.device == "gpu" else "cpu"
-
-        def graph():
-            video, frames = fn.external_source(source=feeder, num_outputs=2, batch=True, dtype=feeder.dtypes())
-            return fn.decoders.video(video, device=device, frames=frames)
-
+        union = job.union()[0]
         try:
-            pipe = _build(
-                graph,
-                batch_size=1,
-                num_threads=1,
-                device_id=torch.cuda.current_device() if self.device == "gpu" else None,
-                prefetch_queue_depth=1,
-            )
-            (decoded,) = pipe.run()
-        except RuntimeError as err:
-            return _error_summary(err)
-        shape = decoded.as_tensor().shape()
-        if shape[1] != len(job.union()[0]):
-            return f"decoded {shape[1]} frames, wanted {len(job.union()[0])}"
+            decoded = decode_frames(job.video, union, self.device)
+        except DecodeError as err:
+            return err.reason
+        if len(decoded) != len(union):
+            return f"decoded {len(decoded)} frames, wanted {len(union)}"
         return None
-
-
-def make_loader(
-    url: str,
-    set_name: str,
-    kind: str,
-    cfg: LoaderConfig,
-    *,
-    rank: int = 0,
-    world: int = 1,
-    epoch: int = 0,
-    clips: dict[str, ClipConfig] | None = None,
-) -> DaliLoader:
-    """A loader over ``<url>/<set_name>`` for one stream; ``clips`` defaults to the config's models."""
-    shards = ShardSet(url, set_name)
-    device = resolve_device(cfg.device, shards.codec, shards.storage.url(f"{set_name}.info.json"))
-    batch = {"labeled": cfg.batch_size, "unlabeled": cfg.batch_size * cfg.mu, "eval": cfg.eval_batch_size}[kind]
-    stream = SampleStream(
-        shards,
-        kind,
-        clips or cfg.clips(),
-        batch,
-        rank=rank,
-        world=world,
-        seed=cfg.seed,
-        eval_clips=cfg.eval_clips,
-        eval_crops=cfg.eval_crops,
-        fetch_threads=cfg.fetch_threads,
-        lookahead=cfg.prefetch + 1,
-    )
-    return DaliLoader(stream, cfg, device, epoch=epoch)
 
 
 def dali_version() -> str:
@@ -457,9 +398,18 @@ def dali_version() -> str:
     return nvidia.dali.__version__
 
 
+class DecodeError(ActnetError):
+    """DALI could not decode a video; ``reason`` is DALI's own line."""
+
+    def __init__(self, device: str, reason: str):
+        super().__init__(f"DALI {device} decoder: {reason}")
+        self.reason = reason
+
+
 def decode_frames(video: bytes, frames: list[int], device: str = "cpu") -> np.ndarray:
     """Frames ``frames`` of one encoded video as uint8 (F, H, W, 3), decoded by DALI on ``cpu`` or ``gpu``
-    (NVDEC); raises ActnetError with DALI's reason when it cannot (``actnet doctor``, decoder comparisons)."""
+    (NVDEC) in a pipeline of its own; raises DecodeError with DALI's reason when it cannot (the loader's probe of
+    a suspect sample, ``actnet doctor``, the decoder comparisons)."""
     data, index = np.frombuffer(video, np.uint8), np.asarray(frames, np.int32)
 
     def graph():
@@ -476,7 +426,7 @@ def decode_frames(video: bytes, frames: list[int], device: str = "cpu") -> np.nd
         )
         (decoded,) = pipe.run()
     except RuntimeError as err:
-        raise ActnetError(f"DALI {device} decoder: {_error_summary(err)}") from None
+        raise DecodeError(device, _error_summary(err)) from None
     out = decoded.as_cpu() if device == "gpu" else decoded
     return np.array(out.as_tensor())[0]
 

@@ -92,10 +92,5 @@ def dump_jsonl(rows: Iterable[dict]) -> bytes:
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def load_jsonl(data: bytes | str) -> list[dict]:
-    text = data.decode() if isinstance(data, bytes) else data
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

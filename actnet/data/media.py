@@ -234,6 +234,20 @@ def decode_rgb(src: str | Path, cfg: EncodeConfig) -> tuple[np.ndarray, float]:
     return frames.reshape(-1, height, width, 3), float(fps)
 
 
+def decode_frames_at(src: str | Path, indices: list[int]) -> np.ndarray:
+    """Frames ``indices`` (in increasing order) of a stored video as uint8 RGB (N, H, W, 3), at its own size
+    (contact sheets)."""
+    source = probe(src)
+    picked = ffmpeg.input(str(src))["v:0"].filter("select", "+".join(f"eq(n,{i})" for i in indices))
+    cmd = (
+        ffmpeg.output(picked, "pipe:1", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
+        .global_args("-nostdin", "-v", "error")
+        .compile()
+    )
+    frames = np.frombuffer(_run(cmd, "decoding").stdout, np.uint8)
+    return frames.reshape(-1, source.height, source.width, 3)
+
+
 def _last_line(stderr: bytes | str | None) -> str:
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]

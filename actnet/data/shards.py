@@ -17,10 +17,12 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+from actnet.config import ShardConfig
 
 INDEX_VERSION = "v1.2"
 INFO_FORMAT = "actnet.shards/1"
@@ -72,6 +74,8 @@ class ShardWriter:
         return self._tar.offset
 
     def close(self) -> None:
+        if self._file.closed:
+            return
         self._tar.close()
         self._file.flush()
         self._file.close()
@@ -79,22 +83,65 @@ class ShardWriter:
         self.index_path.write_text(text)
 
 
-def iter_samples(stream: BinaryIO) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Samples of a tar read front to back (works on non-seekable streams such as an S3 body)."""
-    key, members = None, {}
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            base = member.name.rsplit("/", 1)[-1]
-            member_key, _, ext = base.partition(".")
-            if member_key != key:
-                if key is not None:
-                    yield key, members
-                key, members = member_key, {}
-            members[ext] = tar.extractfile(member).read()
-    if key is not None:
-        yield key, members
+class ShardRoller:
+    """Samples in, consecutive shards of one set out: what encoding a set and copying a labeled subset share.
+
+    A sample goes into the open shard unless its group (:meth:`ShardConfig.group_of` of its position among
+    ``total``) differs from the shard's, in which case that shard is closed first; a shard is also closed once it
+    reaches ``shard_size`` bytes. Each closed shard is handed to ``on_flush(writer, stem, notes)`` with its name
+    ``name(index)`` and the notes given with its samples (``writer`` is ``None`` when :meth:`flush` is called
+    with no shard open); the next shard takes the next index.
+    """
+
+    def __init__(
+        self,
+        staging: Path,
+        cfg: ShardConfig,
+        total: int,
+        name: Callable[[int], str],
+        on_flush: Callable[[ShardWriter | None, str, list], None],
+        first_index: int = 0,
+    ):
+        self.staging, self.cfg, self.total, self.name, self.on_flush = Path(staging), cfg, total, name, on_flush
+        self.index = first_index
+        self.writer: ShardWriter | None = None
+        self.group, self.notes = -1, []
+
+    def add(self, key: str, members: dict[str, bytes], position: int, note=None) -> None:
+        group = self.cfg.group_of(position, self.total)
+        if self.writer is not None and group != self.group:
+            self.flush()
+        if self.writer is None:
+            stem = self.name(self.index)
+            self.writer, self.group = ShardWriter(self.staging / f"{stem}.tar", self.staging / f"{stem}.idx"), group
+        self.writer.add(key, members)
+        if note is not None:
+            self.notes.append(note)
+        if self.writer.bytes_written >= self.cfg.shard_size:
+            self.flush()
+
+    @property
+    def is_open(self) -> bool:
+        return self.writer is not None
+
+    def flush(self) -> None:
+        """Close the open shard (if any) and hand it over with its name and notes."""
+        writer, stem, notes = self.writer, self.name(self.index), self.notes
+        if writer is not None:
+            writer.close()
+        self.writer, self.index, self.notes = None, self.index + 1, []
+        self.on_flush(writer, stem, notes)
+
+
+def iter_samples(stream: BinaryIO, where: str = "tar") -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Samples of a tar read front to back as ``(key, {extension: bytes})``, by webdataset's tar iterators
+    (streaming: a non-seekable S3 body works); ``where`` names the tar in errors."""
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    for sample in group_by_keys(tar_file_expander([{"url": where, "stream": stream}])):
+        key = sample.pop("__key__")
+        sample.pop("__url__", None)
+        yield key.rsplit("/", 1)[-1], sample
 
 
 @dataclass(frozen=True)

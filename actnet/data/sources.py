@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from actnet.config import HmdbPool
 from actnet.data.manifest import Candidate, Skipped, disambiguate, make_key
 from actnet.data.splits import split_by_fraction
 from actnet.errors import ActnetError
@@ -150,8 +151,7 @@ def list_hmdb51(root: str | Path, splits: str | Path, split: int = 1, pool: str 
     """
     if split not in (1, 2, 3):
         raise ActnetError(f"--split must be 1, 2 or 3 for HMDB-51, not {split}")
-    if pool not in ("train", "all-non-test"):
-        raise ActnetError(f"--pool must be 'train' or 'all-non-test', not {pool!r}")
+    HmdbPool.check(pool, "--pool")
     root = _require_dir(Path(root), "--root")
     split_dir = _require_dir(Path(splits), "--splits")
     suffix = f"_test_split{split}.txt"

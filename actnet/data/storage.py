@@ -1,7 +1,8 @@
 """Where shard sets live: a local folder or S3-compatible object storage (``s3://bucket/prefix``).
 
 Both backends offer the same small interface over paths relative to their root. Every write is atomic: a local
-file is written under a hidden temporary name and renamed; an S3 object appears whole when its PUT completes.
+file is written under a hidden temporary name and renamed (:mod:`actnet.files`); an S3 object appears whole when
+its PUT completes.
 So a reader never sees half an object, and "complete" is signalled by writing a marker object last.
 
 S3 uses boto3's default credential chain; ``AWS_ENDPOINT_URL`` points it at any S3-compatible server.
@@ -11,21 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 from actnet.errors import ActnetError
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()  # mkstemp creates 0600 files; finished outputs get the usual permissions
+from actnet.files import atomic_write, move_into_place
 
 
 def is_remote(url: str) -> bool:
@@ -43,9 +34,6 @@ class LocalStorage:
 
     def child(self, rel: str) -> LocalStorage:
         return LocalStorage(self.root / rel)
-
-    def local_path(self, rel: str) -> Path:
-        return self.root / rel
 
     def exists(self, rel: str) -> bool:
         return (self.root / rel).is_file()
@@ -68,29 +56,11 @@ class LocalStorage:
         return data
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        dest = self.root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
+        atomic_write(self.root / rel, data)
 
     def put_file(self, local: str | Path, rel: str) -> None:
         """Move a finished local file into place (atomically when on the same file system)."""
-        dest = self.root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(local, dest)
-        except OSError:  # another file system: copy under a temporary name, then rename
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            os.close(fd)
-            shutil.copyfile(local, tmp)
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, dest)
-            os.unlink(local)
+        move_into_place(local, self.root / rel)
 
     def list(self, prefix: str = "") -> list[str]:
         """Relative names of the files under ``prefix`` (a folder), sorted; hidden temporaries excluded."""

@@ -20,12 +20,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
+from actnet.errors import ActnetError
+from actnet.files import atomic_path
+from actnet.progress import ProgressSink
 
 CLASS_NAMES = ("move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink")
 # One colour per class, for SyntheticConfig.appearance > 0 (hues around the colour wheel).
@@ -146,18 +149,16 @@ def render(
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: int) -> None:
-    """Write uint8 (T, H, W, 3) RGB frames as near-lossless H.264 (atomically: temporary name, then rename)."""
+    """Write uint8 (T, H, W, 3) RGB frames as near-lossless H.264 in MP4 (atomically)."""
     import ffmpeg
 
-    path = Path(path)
     _, height, width, _ = frames.shape
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         (
             ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
             .output(
-                tmp,
+                str(tmp),
+                format="mp4",
                 vcodec="libx264",
                 preset="ultrafast",
                 crf=10,
@@ -171,10 +172,6 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int) -> None:
             .overwrite_output()
             .run(input=np.ascontiguousarray(frames).tobytes(), capture_stdout=True, capture_stderr=True)
         )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _generate_one(job: tuple) -> str:
@@ -184,8 +181,15 @@ def _generate_one(job: tuple) -> str:
     return path
 
 
+def check(cfg) -> None:
+    """The bounds of a SyntheticConfig that depend on this catalogue."""
+    if cfg.num_classes > len(CLASS_NAMES):
+        raise ActnetError(f"--classes must be between 2 and {len(CLASS_NAMES)}, not {cfg.num_classes}")
+
+
 def synthetic_root(cfg, cache_dir: str | Path | None = None) -> Path:
     """Where the source videos of this configuration live (a folder per configuration, reused across runs)."""
+    check(cfg)
     digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
     base = Path(cache_dir or Path.home() / ".cache" / "actnet").expanduser()
     return base / f"synthetic-{digest}"
@@ -193,6 +197,7 @@ def synthetic_root(cfg, cache_dir: str | Path | None = None) -> Path:
 
 def generate(cfg, root: str | Path, workers: int = 1, on_video=None) -> Path:
     """Render every video of ``cfg`` (a SyntheticConfig) under ``root/<class>/``; existing files are kept."""
+    check(cfg)
     root = Path(root)
     jobs = []
     for c in range(cfg.num_classes):
@@ -213,3 +218,13 @@ def generate(cfg, root: str | Path, workers: int = 1, on_video=None) -> Path:
                     on_video()
     (root / "synthetic.json").write_text(json.dumps(asdict(cfg), indent=1, sort_keys=True) + "\n")
     return root
+
+
+def synthetic_listing(cfg, cache_dir: str | Path | None = None, workers: int = 0, progress: ProgressSink | None = None):
+    """Render the set of ``cfg`` once into the cache (``synthetic_root``) and list it like any class-per-folder set."""
+    from actnet.data.sources import list_folder
+
+    progress = progress or ProgressSink()
+    progress.start("synthetic: rendering", cfg.num_classes * cfg.videos_per_class)
+    root = generate(cfg, synthetic_root(cfg, cache_dir), workers or os.cpu_count() or 1, on_video=progress.advance)
+    return list_folder(root, cfg.test_fraction, name="synthetic")

@@ -1,4 +1,4 @@
-"""Weights from local files: 2D ImageNet checkpoints into the video models, and our own model files.
+"""Weights from local files: 2D ImageNet checkpoints into the video models.
 
 Nothing downloads: every function takes a path. Reports name every key that did not load and why.
 
@@ -11,8 +11,8 @@ Nothing downloads: every function takes a path. Reports name every key that did 
 - ``inflate_resnet_2d``: a torchvision/timm ResNet checkpoint (``conv1``, ``layer1.0.conv1`` ...) into a
   :class:`~actnet.models.r3d.ResNet3d`: each 2D kernel is repeated over the temporal kernel and divided by
   its length (I3D inflation), so a clip of identical frames gives the 2D network's features.
-- ``save_model`` / ``load_model``: our own single-model files, loaded back exactly, with the preset and
-  class count they need to rebuild the model.
+
+Trained models travel in training checkpoints (:mod:`actnet.checkpoint`), which rebuild them from their presets.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import torch
 from torch import nn
 
 from actnet.errors import ActnetError
-
-MODEL_FORMAT = "actnet.model/1"
 
 
 @dataclass
@@ -132,38 +130,6 @@ def inflate_resnet_2d(model: nn.Module, path: str | Path, strict: bool = True) -
             value = value.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
         tensors[name] = value
     return _check(_assign(model, tensors, report, ("fc.",) + tuple(k for k in own if "num_batches" in k)), path, strict)
-
-
-def save_model(model: nn.Module, path: str | Path, num_classes: int, extra: dict | None = None) -> None:
-    """One model, with what rebuilding it takes; written to a temporary name and renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    payload = {
-        "format": MODEL_FORMAT,
-        "preset": getattr(model, "preset", None),
-        "num_classes": num_classes,
-        "state_dict": model.state_dict(),
-        "extra": extra or {},
-    }
-    torch.save(payload, tmp)
-    tmp.replace(path)
-
-
-def load_model(path: str | Path) -> nn.Module:
-    """Rebuild the model saved by :func:`save_model`, weights loaded exactly (every key, every shape)."""
-    from actnet.models import create_model
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ActnetError(f"{path}: no such model file") from None
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ActnetError(f"{path}: not an actnet model file (format {MODEL_FORMAT})")
-    model = create_model(payload["preset"], payload["num_classes"])
-    report = _assign(model, payload["state_dict"], LoadReport(), ())
-    _check(report, path, strict=True)
-    return model
 
 
 def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:

@@ -1,23 +1,26 @@
-"""The loader a user would write without DALI, for ``actnet benchmark loader`` to compare against.
+"""The loader a user would write without DALI, for the benchmarks to compare against.
 
 torchcodec (or PyAV, whose wheels bundle FFmpeg, where torchcodec cannot load the system's FFmpeg libraries, as
 on a bare GPU machine) decodes in PyTorch DataLoader worker processes (torchvision's own video decoding was
 removed in 0.28); torchvision.transforms.v2 augments. It reads the same shards through the same index, picks
-the same samples and frames (``sampling.py``) and produces the same views with the same shapes, so the two
-loaders differ only in how they decode and augment.
+the same samples and frames (``sampling.py``) and yields the same :class:`~actnet.data.loader.Batch` with the
+same shapes, so the two loaders differ only in how they decode and augment. Its packages (torchcodec, av,
+torchvision) are the ``bench`` extra.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
+from actnet.data.batch import Batch, view_names
 from actnet.data.sampling import SampleStream
+from actnet.data.views import crop, eval_views, normalize, resize_short
 from actnet.errors import ActnetError
 
 DECODERS = {"torchcodec": "torchcodec", "pyav": "PyAV"}  # name -> how tables print it
@@ -75,27 +78,6 @@ def decode_at(video: bytes, indices: list[int], decoder: str) -> torch.Tensor:
     return torch.from_numpy(np.stack([found[i] for i in indices])).permute(0, 3, 1, 2)
 
 
-def _resize_short(frames: torch.Tensor, short: int, antialias: bool = False) -> torch.Tensor:
-    """uint8 (T, C, H, W) -> float (T, C, h, w) with min(h, w) == short."""
-    h, w = frames.shape[-2:]
-    scale = short / min(h, w)
-    size = (max(short, round(h * scale)), max(short, round(w * scale)))
-    return F.interpolate(frames.float(), size=size, mode="bilinear", align_corners=False, antialias=antialias)
-
-
-def _crop(frames: torch.Tensor, size: int, px: float, py: float) -> torch.Tensor:
-    h, w = frames.shape[-2:]
-    y, x = round(py * (h - size)), round(px * (w - size))
-    return frames[..., y : y + size, x : x + size]
-
-
-def _normalize(frames: torch.Tensor, mean, std) -> torch.Tensor:
-    """float 0..255 (T, C, H, W) -> normalised (C, T, H, W)."""
-    m = torch.tensor(mean).view(1, 3, 1, 1) * 255
-    s = torch.tensor(std).view(1, 3, 1, 1) * 255
-    return ((frames - m) / s).permute(1, 0, 2, 3).contiguous()
-
-
 class BaselineClips(Dataset):
     """Item ``i`` is the ``i``-th planned sample of a :class:`SampleStream` epoch, decoded with torchcodec or PyAV."""
 
@@ -112,7 +94,7 @@ class BaselineClips(Dataset):
         union, orders = job.union()
         decoded = decode_at(job.video, union, self.decoder)  # (F, C, H, W) uint8
         gen = torch.Generator().manual_seed(stream.seed * 1_000_003 + self.epoch * 10_007 + position)
-        out = {"label": job.label, "id": job.id}
+        out = {"label": job.label, "id": job.id, "key": job.key, "strides": job.strides, "frames": job.frames}
         for model, clip_cfg in stream.clips.items():
             clip = decoded[orders[model]]
             if stream.kind == "eval":
@@ -126,12 +108,12 @@ class BaselineClips(Dataset):
     def _spatial(self, clip, clip_cfg: ClipConfig, aug: AugmentConfig, gen) -> torch.Tensor:
         lo, hi = aug.scale
         r = torch.rand(4, generator=gen).tolist()
-        x = _resize_short(clip, round((lo + (hi - lo) * r[0]) * clip_cfg.size))
-        x = _crop(x, clip_cfg.size, r[1], r[2])
+        x = resize_short(clip, round((lo + (hi - lo) * r[0]) * clip_cfg.size))
+        x = crop(x, clip_cfg.size, r[1], r[2])
         return x.flip(-1) if aug.flip and r[3] < 0.5 else x
 
     def _weak(self, clip, clip_cfg: ClipConfig, aug: AugmentConfig, gen) -> torch.Tensor:
-        return _normalize(self._spatial(clip, clip_cfg, aug, gen), self.cfg.mean, self.cfg.std)
+        return normalize(self._spatial(clip, clip_cfg, aug, gen), self.cfg.mean, self.cfg.std)
 
     def _strong(self, clip, clip_cfg: ClipConfig, aug: AugmentConfig, gen) -> torch.Tensor:
         from torchvision.transforms import InterpolationMode, v2
@@ -140,29 +122,35 @@ class BaselineClips(Dataset):
         if aug.rand_augment_n:  # leading dims are a batch: one op draw for every frame of the clip
             interp = InterpolationMode.NEAREST if aug.rand_augment_interp == "nearest" else InterpolationMode.BILINEAR
             x = v2.RandAugment(num_ops=aug.rand_augment_n, magnitude=aug.rand_augment_m, interpolation=interp)(x)
-        return _normalize(x.float(), self.cfg.mean, self.cfg.std)
+        return normalize(x.float(), self.cfg.mean, self.cfg.std)
 
     def _eval_views(self, clip, clip_cfg: ClipConfig, crops) -> torch.Tensor:
         return eval_views(clip, self.stream.eval_clips, clip_cfg.size, crops, self.cfg.mean, self.cfg.std)
 
 
-def eval_views(clip: torch.Tensor, k: int, size: int, crops, mean, std) -> torch.Tensor:
-    """uint8 (K*T, C, H, W) frames of K clips -> (K*crops, C, T, S, S) evaluation views, as the DALI graph makes
-    them: short side resized (antialiased) to ``size``, then each crop of every clip, normalised."""
-    x = _resize_short(clip, size, antialias=True)
-    views = [_normalize(_crop(x, size, px, py), mean, std) for px, py in crops]
-    v = torch.stack(views)  # (crops, C, K*T, S, S)
-    c, kt = v.shape[1], v.shape[2]
-    return v.view(len(crops), c, k, kt // k, size, size).permute(2, 0, 1, 3, 4, 5).reshape(-1, c, kt // k, size, size)
+def collate(items: list[dict], kind: str, models: list[str]) -> Batch:
+    """Samples of one batch (``BaselineClips`` items) as the loader contract's :class:`Batch`."""
+    views = {(m, v): torch.stack([item[f"{m}.{v}"] for item in items]) for m, v in view_names(kind, models)}
+    return Batch(
+        views,
+        torch.tensor([item["label"] for item in items], dtype=torch.long),
+        torch.tensor([item["id"] for item in items], dtype=torch.long),
+        [item["key"] for item in items],
+        {m: [item["strides"][m] for item in items] for m in models},
+        {m: [item["frames"][m] for item in items] for m in models},
+    )
 
 
 def baseline_loader(
     stream: SampleStream, cfg: LoaderConfig, workers: int, decoder: str = "auto", epoch: int = 0
 ) -> DataLoader:
+    """A DataLoader of :class:`Batch` objects over one epoch of ``stream``, decoded with torchcodec or PyAV."""
+    models = list(stream.clips)
     return DataLoader(
         BaselineClips(stream, cfg, pick_decoder(decoder), epoch),
         batch_size=stream.batch_size,
         num_workers=workers,
         persistent_workers=workers > 0,
         prefetch_factor=cfg.prefetch if workers else None,
+        collate_fn=functools.partial(collate, kind=stream.kind, models=models),
     )

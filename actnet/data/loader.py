@@ -1,0 +1,99 @@
+"""The input pipeline's contract: the :class:`Batch` every loader yields, and :func:`make_loader`.
+
+    loader = make_loader("shards/ucf101/split1", "train", "unlabeled", cfg.loader, rank=rank, world=world)
+    for batch in loader.iterate(epoch):          # training streams never end: take loader.steps_per_epoch
+        batch["primary", "weak"]                 # float (B, C, T, H, W), normalised
+    loader.classes, loader.bad, loader.close()
+
+Three streams: ``labeled`` (a weak view per model), ``unlabeled`` (a weak and a strong view per model, of the
+same frames) and ``eval`` (K clips x 1 or 3 crops per model, one pass over this rank's videos). Which samples and
+frames each rank reads is decided in Python (:mod:`actnet.data.sampling`); decoding and augmenting happen in
+NVIDIA DALI (:mod:`actnet.data.dali`, imported only when a loader is made). The DALI-free loader the benchmarks
+compare against (``actnet.bench.baseline``) yields the same :class:`Batch`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from actnet.config import ClipConfig, LoaderConfig
+from actnet.data.batch import Batch, view_names
+from actnet.data.sampling import SampleStream, ShardSet, steps_per_epoch
+from actnet.errors import ActnetError
+
+# What DALI's CPU video decoder reads (2.1.1+); its GPU decoder (NVDEC) also reads H.264, HEVC, AV1 and MPEG-4.
+CPU_DECODER_CODECS = ("vp8", "vp9", "mjpeg")
+KINDS = ("labeled", "unlabeled", "eval")
+__all__ = ["Batch", "make_loader", "resolve_device", "sample_stream", "set_size", "steps_per_epoch", "view_names"]
+
+
+def resolve_device(device: str, codec: str, where: str) -> str:
+    """``cpu`` or ``gpu`` for ``--device auto|cpu|gpu`` and shards of ``codec`` (``where`` names them)."""
+    has_gpu = torch.cuda.is_available()
+    if device == "gpu" and not has_gpu:
+        raise ActnetError("--device gpu: no CUDA GPU is visible to PyTorch")
+    chosen = device if device != "auto" else ("gpu" if has_gpu else "cpu")
+    if chosen == "cpu" and codec not in CPU_DECODER_CODECS:
+        raise ActnetError(
+            f"{where}: {codec} shards decode only on a GPU (DALI's CPU decoder reads VP8, VP9 and MJPEG); "
+            f"use --device gpu on a GPU machine, or re-run `actnet prepare` with --codec vp9"
+        )
+    return chosen
+
+
+def sample_stream(
+    shards: ShardSet,
+    kind: str,
+    cfg: LoaderConfig,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    clips: dict[str, ClipConfig] | None = None,
+    fetch_threads: int | None = None,
+) -> SampleStream:
+    """The samples, frames and bytes of one stream over a shard set for this rank (no decoding)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown stream kind {kind!r}")
+    batch = {"labeled": cfg.batch_size, "unlabeled": cfg.batch_size * cfg.mu, "eval": cfg.eval_batch_size}[kind]
+    return SampleStream(
+        shards,
+        kind,
+        clips or cfg.clips(),
+        batch,
+        rank=rank,
+        world=world,
+        seed=cfg.seed,
+        eval_clips=cfg.eval_clips,
+        eval_crops=cfg.eval_crops,
+        fetch_threads=cfg.fetch_threads if fetch_threads is None else fetch_threads,
+        lookahead=cfg.prefetch + 1,
+    )
+
+
+def make_loader(
+    url: str,
+    set_name: str,
+    kind: str,
+    cfg: LoaderConfig,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    epoch: int = 0,
+    clips: dict[str, ClipConfig] | None = None,
+):
+    """A DALI loader over ``<url>/<set_name>`` for one stream; ``clips`` defaults to the config's models.
+
+    It yields :class:`Batch` objects and exposes ``classes``, ``encode``, ``num_samples``, ``steps_per_epoch``,
+    ``bad`` (the samples left out, with their reasons), ``bad_ids`` / ``skip(ids)`` (for checkpoints) and
+    ``close()``."""
+    from actnet.data.dali import DaliLoader
+
+    shards = ShardSet(url, set_name)
+    device = resolve_device(cfg.device, shards.codec, shards.storage.url(f"{set_name}.info.json"))
+    stream = sample_stream(shards, kind, cfg, rank=rank, world=world, clips=clips)
+    return DaliLoader(stream, cfg, device, epoch=epoch)
+
+
+def set_size(url: str, set_name: str) -> int:
+    """How many samples ``<url>/<set_name>`` holds (its info.json and index files are read, no data)."""
+    return len(ShardSet(url, set_name))

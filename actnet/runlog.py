@@ -1,0 +1,69 @@
+"""What a training run records about itself while it runs: ``metrics.jsonl``, TensorBoard scalars, host and GPU
+memory, and the one-line summary its progress bar shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+class Metrics:
+    """metrics.jsonl (one JSON object a line) and TensorBoard scalars under ``tb/``, written by rank 0."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.file = open(run_dir / "metrics.jsonl", "a") if enabled else None  # noqa: SIM115
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"))
+
+    def write(self, record: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        for key, value in _flatten(record).items():
+            if isinstance(value, (int, float)) and key not in ("step", "epoch", "time"):
+                self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            self.tb.close()
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}/"))
+        else:
+            out[name] = value
+    return out
+
+
+def memory_usage(device: torch.device) -> dict[str, float]:
+    """Host resident memory of this process and peak GPU memory since the last call, in GiB."""
+    import psutil
+
+    usage = {"host_rss_gib": psutil.Process().memory_info().rss / 2**30}
+    if device.type == "cuda":
+        usage["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        usage["gpu_reserved_gib"] = torch.cuda.memory_reserved(device) / 2**30
+        torch.cuda.reset_peak_memory_stats(device)
+    return usage
+
+
+def summary_line(r: dict) -> str:
+    """A metrics record as the progress bar's text: epoch, loss parts, mask rate, speed, data wait, memory."""
+    return (
+        f"ep {r['epoch']:.1f} loss {r['loss']:.3f} (sup {r['sup']:.3f} pl {r['pseudo']:.3f} "
+        f"ca {r['contrastive']:.3f}) mask {r['mask_rate']:.2f} {r['clips_per_s']:.0f} clips/s "
+        f"data {100 * r['data_share']:.0f}% rss {r['host_rss_gib']:.1f}G"
+        + (f" gpu {r['gpu_peak_gib']:.1f}G" if "gpu_peak_gib" in r else "")
+    )

@@ -1,0 +1,63 @@
+"""Where a process runs: its rank among torchrun's processes, its device and its arithmetic.
+
+Training, evaluation, prediction and the benchmarks all take their process and device from here, so
+``actnet evaluate`` under torchrun puts each rank on its own GPU exactly as ``actnet train`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+import torch.distributed as dist
+
+from actnet.errors import ActnetError
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size): from torch.distributed when initialised, else from torchrun's environment."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def model_device(preference: str) -> torch.device:
+    """``cuda:<LOCAL_RANK>`` unless ``--device cpu`` or there is no GPU."""
+    if preference == "gpu" and not torch.cuda.is_available():
+        raise ActnetError("--device gpu: no CUDA GPU is visible to PyTorch")
+    if preference != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def setup_distributed(device: torch.device) -> tuple[int, int]:
+    """Join torchrun's process group (NCCL on GPUs, gloo on the CPU) when there is more than one process."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cpu":  # share the cores between the local processes
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    return dist_info()
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """``train.precision``: bf16 when asked, or by default (``auto``) on a GPU; fp32 otherwise (a CPU without bf16
+    units runs it an order of magnitude slower)."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def autocast_for(precision: str, device: torch.device):
+    """A context factory: bf16 autocast when :func:`uses_bf16`, else nothing."""
+    if uses_bf16(precision, device):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU): timings read the clock only after this."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,144 @@
+"""The training task: the run's models and the objective, from a step's batches to a dict of loss parts.
+
+One step (METHOD.md section 2): each model runs once, in train mode, on the concatenation of its labeled weak
+view, its unlabeled weak view and (once the supervised warm-up is over) its unlabeled strong view; the loss is
+``objectives.actnetformer_loss``. ``objective.teaching`` picks who teaches whom (``cross``: ActNetFormer and
+CMPL, ``self``: FixMatch, ``none``: supervised only) and ``objective.beta`` 0 drops the contrastive term, so every
+baseline is a setting of this one task.
+
+The task knows nothing of optimizers, schedules, checkpoints or logging: the :class:`~actnet.train.Trainer` calls
+it, backpropagates ``out["loss"]`` and logs the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from actnet.config import ModelConfig, ObjectiveConfig
+from actnet.models import ProjectionHead, create_model
+from actnet.objectives import actnetformer_loss
+
+log = logging.getLogger("actnet.train")
+
+
+class Student(nn.Module):
+    """A model and (for the contrastive term) its projection head: ``forward(x, project) -> (logits, z)``.
+
+    ``project`` is the (start, stop) slice of the batch whose features are projected (the unlabeled weak
+    views), so DDP sees one forward per model and step.
+    """
+
+    def __init__(self, backbone: nn.Module, head: ProjectionHead | None):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: torch.Tensor, project: tuple[int, int] | None = None):
+        features = self.backbone.forward_features(x)
+        logits = self.backbone.forward_head(features)
+        z = None
+        if project is not None and self.head is not None:
+            z = self.head(features[project[0] : project[1]])
+        return logits, z
+
+
+def build_students(cfg: ModelConfig, num_classes: int, projection: bool) -> dict[str, Student]:
+    """The run's models by role (primary first), pretrained weights loaded from local files if configured."""
+    from actnet.models.pretrained import load_pretrained
+
+    students = {}
+    for role, name in cfg.presets().items():
+        backbone = create_model(name, num_classes, drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path_rate)
+        weights = cfg.pretrained_primary if role == "primary" else cfg.pretrained_auxiliary
+        if weights:
+            report = load_pretrained(backbone, weights, strict=False)
+            log.info("%s: %s", role, report.summary())
+        head = ProjectionHead(backbone.num_features, cfg.projection_dim, cfg.projection_hidden) if projection else None
+        students[role] = Student(backbone, head)
+    return students
+
+
+def teachers_for(objective: ObjectiveConfig, roles: list[str]) -> dict[str, str]:
+    """Student -> teacher: the other model (cross), itself (self, FixMatch), or nobody (none)."""
+    if objective.teaching == "cross":
+        return {roles[0]: roles[-1], roles[-1]: roles[0]}
+    if objective.teaching == "self":
+        return {r: r for r in roles}
+    return {}
+
+
+class ActNetFormerTask:
+    """``task(batches, step)``: every model's forward on the step's views and the objective's loss parts.
+
+    ``models`` are what runs forward (the students, or their DDP / compiled wrappers), by role; ``warm_steps``
+    is the length of the supervised warm-up in steps. Returns ``loss`` (with its graph, to backpropagate) and,
+    detached, the parts (``sup``, ``pseudo``, ``contrastive``, ``mask_rate``) and diagnostics: ``train_acc`` on
+    the labeled clips, and ``pl_hits`` / ``pl_count``, how many kept pseudo-labels match the unlabeled clips' true
+    labels (which never reach the loss). No host sync happens here.
+    """
+
+    def __init__(
+        self,
+        models: dict[str, nn.Module],
+        objective: ObjectiveConfig,
+        *,
+        warm_steps: int,
+        device: torch.device,
+        autocast,
+        channels_last: bool = False,
+    ):
+        self.models, self.ocfg, self.warm_steps = models, objective, warm_steps
+        self.device, self.autocast, self.channels_last = device, autocast, channels_last
+        self.teachers = teachers_for(objective, list(models))
+
+    def __call__(self, batches: dict, step: int) -> dict[str, torch.Tensor]:
+        lab, unl = batches["labeled"], batches.get("unlabeled")
+        pseudo_on = unl is not None and bool(self.teachers) and self.ocfg.gamma > 0 and step >= self.warm_steps
+        contrast = unl is not None and self.ocfg.beta > 0
+        n_lab = len(lab)
+        n_unl = len(unl) if (pseudo_on or contrast) else 0
+        labels = lab.label.to(self.device, non_blocking=True)
+        logits, projections = {}, {}
+        for model in self.models.values():
+            model.train()
+        with self.autocast():
+            for role, model in self.models.items():
+                parts = [lab[role, "weak"]]
+                if n_unl:
+                    parts.append(unl[role, "weak"])
+                if pseudo_on:
+                    parts.append(unl[role, "strong"])
+                x = torch.cat([p.to(self.device, non_blocking=True) for p in parts])
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last_3d)
+                logits[role], projections[role] = model(x, (n_lab, n_lab + n_unl) if contrast else None)
+        labeled = {r: x[:n_lab] for r, x in logits.items()}
+        weak = {r: x[n_lab : n_lab + n_unl] for r, x in logits.items()} if pseudo_on else {}
+        strong = {r: x[n_lab + n_unl :] for r, x in logits.items()} if pseudo_on else {}
+        out = actnetformer_loss(
+            labeled,
+            labels,
+            weak,
+            strong,
+            projections if contrast else None,
+            threshold=self.ocfg.threshold,
+            gamma=self.ocfg.gamma if pseudo_on else 0.0,
+            beta=self.ocfg.beta,
+            temperature=self.ocfg.temperature,
+            symmetric=self.ocfg.symmetric,
+            teachers=self.teachers,
+        )
+        with torch.no_grad():  # diagnostics only: labels of unlabeled clips are never used for training
+            out["train_acc"] = torch.stack([(x.argmax(-1) == labels).float().mean() for x in labeled.values()]).mean()
+            hits, count = out["sup"].new_zeros(()), out["sup"].new_zeros(())
+            if pseudo_on:
+                truth = unl.label.to(self.device, non_blocking=True)
+                for teacher in set(self.teachers.values()):
+                    confidence, guess = weak[teacher].float().softmax(-1).max(-1)
+                    kept = confidence >= self.ocfg.threshold
+                    hits = hits + ((guess == truth) & kept).sum()
+                    count = count + kept.sum()
+            out["pl_hits"], out["pl_count"] = hits, count
+        return out

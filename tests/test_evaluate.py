@@ -1,0 +1,40 @@
+"""Evaluation: metrics against hand-computed values, every test video counted once with all its views."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from actnet.evaluate import evaluate_checkpoint, metrics
+from actnet.train import Trainer
+
+
+def test_metrics_against_hand_computed_values():
+    probs = torch.tensor(
+        [
+            [0.7, 0.2, 0.1],  # true 0, right
+            [0.1, 0.3, 0.6],  # true 0, wrong (2), 0 is third
+            [0.2, 0.5, 0.3],  # true 1, right
+            [0.5, 0.1, 0.4],  # true 2, wrong (0), 2 second
+        ]
+    )
+    labels = torch.tensor([0, 0, 1, 2])
+    m = metrics(probs, labels, 3)
+    assert m["top1"] == 0.5
+    assert m["top5"] == 1.0  # top-k is capped at the 3 classes
+    assert m["per_class"] == [0.5, 1.0, 0.0]
+    assert m["mean_class_accuracy"] == pytest.approx(0.5)
+    assert m["confusion"] == [[1, 0, 1], [0, 1, 0], [1, 0, 0]]
+
+
+def test_evaluate_counts_each_video_once_with_all_views(shards, tmp_path):
+    Trainer(tiny_config(shards, tmp_path, "ev", "train.max_steps=2"), progress=False).fit()
+    report = evaluate_checkpoint(tmp_path / "ev" / "last.pt")
+    test_count = json.loads((shards / "test.info.json").read_text())["num_samples"]
+    assert report["videos"] == test_count == sum(sum(r) for r in report["models"]["ensemble"]["confusion"])
+    assert report["views"] == "2x3" and set(report["models"]) == {"primary", "auxiliary", "ensemble"}
+    assert Path(report["confusion_png"]).stat().st_size > 0
+    saved = json.loads((tmp_path / "ev" / "eval-test-2x3.json").read_text())
+    assert saved["models"]["ensemble"]["top1"] == report["models"]["ensemble"]["top1"]
