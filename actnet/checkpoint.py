@@ -115,6 +115,6 @@ def trained_models(ckpt: dict, device: torch.device, use_ema: bool = True) -> tu
 
 def encode_of(ckpt: dict) -> EncodeConfig:
     """The EncodeConfig the run's shards were made with (the defaults for a checkpoint that predates it)."""
-    recorded = ckpt.get("encode") or {}
+    recorded = {"small_videos": "keep", **(ckpt.get("encode") or {})}  # before the option, small videos were kept
     known = {f.name for f in fields(EncodeConfig)}
     return EncodeConfig(**{k: v for k, v in recorded.items() if k in known})

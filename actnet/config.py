@@ -40,6 +40,11 @@ class Verify(Choice):
     packets = "packets"  # demux only
 
 
+class SmallVideos(Choice):
+    upscale = "upscale"  # scale videos below the smallest frame NVDEC decodes up to it: the set decodes everywhere
+    keep = "keep"  # store them as they are: the set then decodes on the CPU only (info.json says so)
+
+
 class Device(Choice):
     auto = "auto"  # the GPU when there is one
     cpu = "cpu"
@@ -50,6 +55,11 @@ class Teaching(Choice):
     cross = "cross"  # each model pseudo-labels the other (ActNetFormer, CMPL)
     self = "self"  # each model pseudo-labels itself (FixMatch)
     none = "none"  # supervised only
+
+
+class Negatives(Choice):
+    global_ = "global"  # every rank's videos: one objective whatever the number of GPUs
+    local = "local"  # this rank's videos only (the per-rank form, for ablation)
 
 
 class Optimizer(Choice):
@@ -94,6 +104,9 @@ class EncodeConfig:
     min_frames: int = 8  # a video with fewer decodable frames is rejected
     threads: int = 1  # ffmpeg threads per video; parallelism comes from --workers
     verify: str = "full"  # full: decode every output frame; packets: demux only (faster, weaker)
+    # videos whose stored frame would be smaller than NVDEC decodes (VP9: 128x128): upscale (to that minimum, after
+    # the short-side cap) or keep (the set is then CPU-only); see actnet/data/codecs.py
+    small_videos: str = "upscale"
 
     def __post_init__(self) -> None:
         Codec.check(self.codec, "--codec")
@@ -112,6 +125,7 @@ class EncodeConfig:
         if self.min_frames < 1:
             raise ActnetError(f"--min-frames must be at least 1, not {self.min_frames}")
         Verify.check(self.verify, "--verify")
+        SmallVideos.check(self.small_videos, "--small-videos")
 
     @property
     def extension(self) -> str:
@@ -367,10 +381,12 @@ class ObjectiveConfig:
     beta: float = 0.5  # contrastive weight (our choice, LTG); 0 turns the term off
     temperature: float = 0.5  # NT-Xent temperature (our choice, LTG/TCL)
     symmetric: bool = False  # also anchor the contrastive loss on the auxiliary (the paper anchors on Z)
+    negatives: str = "global"  # under DDP: global (every rank's videos, as one big GPU would) or local (this rank's)
     supervised_epochs: float = 30.0  # pseudo-labels switch on after this many epochs (our choice, LTG)
 
     def __post_init__(self) -> None:
         Teaching.check(self.teaching, "objective.teaching")
+        Negatives.check(self.negatives, "objective.negatives")
         if not 0.0 <= self.threshold <= 1.0:
             raise ActnetError(f"objective.threshold must be within [0, 1], not {self.threshold}")
         if self.gamma < 0 or self.beta < 0 or self.temperature <= 0 or self.supervised_epochs < 0:

@@ -58,7 +58,7 @@ def run_demo(
             manifests=str(out_dir / "manifests"),
             labeled=(labeled,),
             workers=workers,
-            encode=EncodeConfig(short_side=96),
+            encode=EncodeConfig(short_side=96, small_videos="keep"),  # a CPU demo: 128x96 stays (CPU-only)
         )
         summary = prepare(listing, opts, progress)
         progress.close()

@@ -20,6 +20,9 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
 # What prepare and the loaders use: the encoders prepare offers, and which decoder handles which codec.
 ENCODERS = {"libvpx-vp9": "vp9", "libx264": "h264", "mjpeg": "mjpeg"}
+# The check clip: large enough for every NVDEC generation in every codec below (actnet.data.codecs.NVDEC_MIN_SIZE),
+# so a GPU failure is the GPU's, not the clip's.
+CLIP_SIZE = (256, 144)
 CLIP_ARGS = {
     "vp9": ("webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-pix_fmt", "yuv420p"]),
     "mjpeg": ("avi", ["-c:v", "mjpeg", "-pix_fmt", "yuvj420p"]),
@@ -90,7 +93,8 @@ def check_ffmpeg() -> tuple[list[Check], str | None]:
 def _make_clip(ffmpeg: str, codec: str, folder: Path) -> bytes:
     ext, args = CLIP_ARGS[codec]
     path = folder / f"doctor.{ext}"
-    cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25"]
+    width, height = CLIP_SIZE
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={width}x{height}:rate=25"]
     r = _run([*cmd, "-frames:v", "10", *args, str(path)])
     if r.returncode != 0:
         raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "ffmpeg failed")
@@ -99,8 +103,8 @@ def _make_clip(ffmpeg: str, codec: str, folder: Path) -> bytes:
 
 def check_dali(ffmpeg: str | None, gpu: bool) -> list[Check]:
     try:
+        from actnet.data.codecs import CPU_DECODER_CODECS
         from actnet.data.dali import dali_version, decode_frames
-        from actnet.data.loader import CPU_DECODER_CODECS
     except ImportError as err:
         return [Check("dali", FAIL, f"not importable ({err})", "pip install nvidia-dali-cuda130 (Linux x86-64/arm64)")]
     checks = [Check("dali", OK, dali_version())]
@@ -126,7 +130,7 @@ def check_dali(ffmpeg: str | None, gpu: bool) -> list[Check]:
                     fix = "check the GPU driver supports NVDEC" if device == "gpu" else "reinstall nvidia-dali-cuda130"
                     checks.append(Check(name, FAIL, str(err)[:200], fix))
                     continue
-                good = frames.shape == (3, 48, 64, 3)
+                good = frames.shape == (3, CLIP_SIZE[1], CLIP_SIZE[0], 3)
                 detail = f"3 frames {frames.shape[2]}x{frames.shape[1]}" if good else f"unexpected {frames.shape}"
                 checks.append(Check(name, OK if good else FAIL, detail, "" if good else "report this DALI build"))
     return checks

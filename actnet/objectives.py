@@ -41,23 +41,38 @@ def pseudo_label_loss(
 
 
 def cross_arch_contrastive_loss(
-    z: torch.Tensor, a: torch.Tensor, temperature: float, symmetric: bool = False
+    z: torch.Tensor,
+    a: torch.Tensor,
+    temperature: float,
+    symmetric: bool = False,
+    *,
+    z_all: torch.Tensor | None = None,
+    a_all: torch.Tensor | None = None,
+    offset: int = 0,
 ) -> torch.Tensor:
     """NT-Xent between the projections ``z`` (primary) and ``a`` (auxiliary) of the same B videos, (B, d).
 
     For anchor z_i: -log( h(z_i, a_i) / (h(z_i, a_i) + sum_{k != i} [h(z_i, z_k) + h(z_i, a_k)]) ) with
     h(u, v) = exp(cos(u, v) / T); averaged over i (and over both anchorings when ``symmetric``).
+
+    The k run over ``z_all`` / ``a_all`` when given: the projections of every rank's videos, concatenated in rank
+    order, this rank's at rows ``offset .. offset + B``. The anchors stay this rank's own; averaged over the ranks
+    (as DDP averages gradients), the loss is that of one batch of all the ranks' videos.
     """
     z, a = F.normalize(z.float(), dim=-1), F.normalize(a.float(), dim=-1)
+    z_all = z if z_all is None else F.normalize(z_all.float(), dim=-1)
+    a_all = a if a_all is None else F.normalize(a_all.float(), dim=-1)
+    rows = torch.arange(len(z), device=z.device)
+    own = rows + offset  # each anchor's own column among all the videos
 
-    def anchored(anchor: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        cross = anchor @ other.T / temperature  # diagonal: the positives
-        same = anchor @ anchor.T / temperature
-        same = same.masked_fill(torch.eye(len(anchor), dtype=torch.bool, device=anchor.device), float("-inf"))
-        return (torch.logsumexp(torch.cat([cross, same], dim=1), dim=1) - cross.diagonal()).mean()
+    def anchored(anchor: torch.Tensor, other: torch.Tensor, same_arch: torch.Tensor) -> torch.Tensor:
+        cross = anchor @ other.T / temperature  # column own[i]: the positive
+        same = anchor @ same_arch.T / temperature
+        same = same.index_put((rows, own), torch.tensor(float("-inf"), device=same.device))  # not its own negative
+        return (torch.logsumexp(torch.cat([cross, same], dim=1), dim=1) - cross[rows, own]).mean()
 
-    loss = anchored(z, a)
-    return (loss + anchored(a, z)) / 2 if symmetric else loss
+    loss = anchored(z, a_all, z_all)
+    return (loss + anchored(a, z_all, a_all)) / 2 if symmetric else loss
 
 
 def actnetformer_loss(
@@ -73,13 +88,16 @@ def actnetformer_loss(
     temperature: float,
     symmetric: bool = False,
     teachers: dict[str, str] | None = None,
+    gathered: dict[str, torch.Tensor] | None = None,
+    offset: int = 0,
 ) -> dict[str, torch.Tensor]:
     """The total loss and its parts for one step.
 
     ``teachers`` maps each student to the model whose weak view teaches it: by default each of two models
     teaches the other (cross-architecture); ``{"primary": "primary"}`` is FixMatch with one model. ``gamma``
     0 (e.g. during the supervised warm-up) or ``beta`` 0 switch a term off; ``projections`` (weak views,
-    keyed by model) are needed only when ``beta`` > 0.
+    keyed by model) are needed only when ``beta`` > 0; ``gathered`` holds every rank's projections (the
+    contrastive negatives across ranks, see :func:`cross_arch_contrastive_loss`), this rank's at ``offset``.
     """
     models = list(labeled_logits)
     if teachers is None:
@@ -94,8 +112,9 @@ def actnetformer_loss(
             masks.append(mask.float())
     contrastive = zero
     if beta > 0 and projections is not None and len(models) == 2:
+        everyone = {"z_all": gathered[models[0]], "a_all": gathered[models[1]]} if gathered else {}
         contrastive = cross_arch_contrastive_loss(
-            projections[models[0]], projections[models[1]], temperature, symmetric
+            projections[models[0]], projections[models[1]], temperature, symmetric, **everyone, offset=offset
         )
     loss = sup + gamma * pseudo + beta * contrastive
     mask_rate = torch.stack([m.mean() for m in masks]).mean() if masks else zero

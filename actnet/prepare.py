@@ -36,6 +36,7 @@ from pathlib import Path
 
 from actnet import __version__
 from actnet.config import EncodeConfig, PrepareOptions, ShardConfig
+from actnet.data.codecs import decoders_for
 from actnet.data.manifest import Candidate, Skipped, dump_jsonl, manifest_row, sha256_bytes, stable_rank
 from actnet.data.media import MediaError, SourceInfo, accept, encode, verify_many
 from actnet.data.shards import (
@@ -132,9 +133,16 @@ def _plan(listing: SourceListing, opts: PrepareOptions) -> dict:
     }
 
 
+def _read_plan(storage: Storage) -> dict:
+    """An output's plan.json; settings added since it was written get the values it was made with."""
+    plan = json.loads(storage.read_bytes("plan.json"))
+    plan["encode"] = {"small_videos": "keep", **plan["encode"]}  # before the option, small videos were kept
+    return plan
+
+
 def _check_plan(storage: Storage, plan: dict) -> None:
     if storage.exists("plan.json"):
-        old = json.loads(storage.read_bytes("plan.json"))
+        old = _read_plan(storage)
         for key in ("dataset", "split", "classes", "seed", "parts", "encode", "shards"):
             if old.get(key) != plan[key]:
                 raise ActnetError(
@@ -292,6 +300,8 @@ def _set_info(
     for r in rows:
         counts[r["label"]] += 1
     encode = EncodeConfig(**plan["encode"])
+    video = _video_summary(rows)
+    smallest = (video["width"][0], video["height"][0]) if video else (1 << 16, 1 << 16)
     return ShardSetInfo(
         dataset=plan["dataset"],
         split=plan["split"],
@@ -302,12 +312,13 @@ def _set_info(
         extension=encode.extension,
         codec=encode.codec,
         encode=plan["encode"],
-        video=_video_summary(rows),
+        video=video,
         shards=shards,
         manifest=manifest,
         manifest_sha256=sha256_bytes(manifest_bytes),
         labeled=labeled,
         actnet_version=__version__,
+        devices=decoders_for(encode.codec, *smallest),
     )
 
 
@@ -359,7 +370,7 @@ def finalize(
     progress = progress or ProgressSink()
     if not storage.exists("plan.json"):
         raise ActnetError(f"{storage.url()}: no plan.json here; is this a folder written by actnet prepare?")
-    plan = json.loads(storage.read_bytes("plan.json"))
+    plan = _read_plan(storage)
     markers = _done_markers(storage)
     parts = plan["parts"]
     missing_parts = [i for i in range(1, parts + 1) if f"part-{i}of{parts}" not in markers]

@@ -22,12 +22,17 @@ def dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def local_rank() -> int:
+    """This process's index among the processes of its node (torchrun's ``LOCAL_RANK``): its GPU."""
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
 def model_device(preference: str) -> torch.device:
     """``cuda:<LOCAL_RANK>`` unless ``--device cpu`` or there is no GPU."""
     if preference == "gpu" and not torch.cuda.is_available():
         raise ActnetError("--device gpu: no CUDA GPU is visible to PyTorch")
     if preference != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", local_rank())
     return torch.device("cpu")
 
 
@@ -42,6 +47,25 @@ def setup_distributed(device: torch.device) -> tuple[int, int]:
             local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     return dist_info()
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``x`` (the same shape on all ranks), concatenated in rank order along the first dimension, with
+    gradients flowing back to the rank each part came from. A no-op in a single process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x))
+
+
+def mean_across_ranks(x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x`` over the ranks (every rank gets it); ``x`` itself in a single process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    x = x.clone()
+    dist.all_reduce(x)
+    return x / dist.get_world_size()
 
 
 def uses_bf16(precision: str, device: torch.device) -> bool:

@@ -20,6 +20,7 @@ from torch import nn
 from actnet.config import ModelConfig, ObjectiveConfig
 from actnet.models import ProjectionHead, create_model
 from actnet.objectives import actnetformer_loss
+from actnet.runtime import dist_info, gather_with_grad
 
 log = logging.getLogger("actnet.train")
 
@@ -73,10 +74,14 @@ class ActNetFormerTask:
     """``task(batches, step)``: every model's forward on the step's views and the objective's loss parts.
 
     ``models`` are what runs forward (the students, or their DDP / compiled wrappers), by role; ``warm_steps``
-    is the length of the supervised warm-up in steps. Returns ``loss`` (with its graph, to backpropagate) and,
-    detached, the parts (``sup``, ``pseudo``, ``contrastive``, ``mask_rate``) and diagnostics: ``train_acc`` on
-    the labeled clips, and ``pl_hits`` / ``pl_count``, how many kept pseudo-labels match the unlabeled clips' true
-    labels (which never reach the loss). No host sync happens here.
+    is the length of the supervised warm-up in steps. Under DDP the contrastive term's negatives are every rank's
+    videos (``objective.negatives=global``: the projections are gathered with gradients, so 8 GPUs x 8 clips
+    compute what one GPU with 64 clips would) or this rank's only (``local``).
+
+    Returns ``loss`` (with its graph, to backpropagate) and, detached, the parts (``sup``, ``pseudo``,
+    ``contrastive``, ``mask_rate``) and diagnostics: ``train_acc`` on the labeled clips, and ``pl_hits`` /
+    ``pl_count``, how many kept pseudo-labels match the unlabeled clips' true labels (which never reach the
+    loss). No host sync happens here.
     """
 
     def __init__(
@@ -92,6 +97,9 @@ class ActNetFormerTask:
         self.models, self.ocfg, self.warm_steps = models, objective, warm_steps
         self.device, self.autocast, self.channels_last = device, autocast, channels_last
         self.teachers = teachers_for(objective, list(models))
+        rank, world = dist_info()
+        distributed = world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.rank = rank if distributed and objective.negatives == "global" else None  # None: this rank's negatives
 
     def __call__(self, batches: dict, step: int) -> dict[str, torch.Tensor]:
         lab, unl = batches["labeled"], batches.get("unlabeled")
@@ -117,6 +125,9 @@ class ActNetFormerTask:
         labeled = {r: x[:n_lab] for r, x in logits.items()}
         weak = {r: x[n_lab : n_lab + n_unl] for r, x in logits.items()} if pseudo_on else {}
         strong = {r: x[n_lab + n_unl :] for r, x in logits.items()} if pseudo_on else {}
+        gathered = None
+        if contrast and self.rank is not None:  # every rank's projections, this rank's at rows rank * n_unl on
+            gathered = {role: gather_with_grad(z) for role, z in projections.items()}
         out = actnetformer_loss(
             labeled,
             labels,
@@ -129,6 +140,8 @@ class ActNetFormerTask:
             temperature=self.ocfg.temperature,
             symmetric=self.ocfg.symmetric,
             teachers=self.teachers,
+            gathered=gathered,
+            offset=(self.rank or 0) * n_unl,
         )
         with torch.no_grad():  # diagnostics only: labels of unlabeled clips are never used for training
             out["train_acc"] = torch.stack([(x.argmax(-1) == labels).float().mean() for x in labeled.values()]).mean()

@@ -46,7 +46,7 @@ from actnet.plots import plot_curves
 from actnet.progress import progress_bar
 from actnet.recipes import resolve_run_config, to_dict
 from actnet.runlog import Metrics, memory_usage, summary_line
-from actnet.runtime import autocast_for, model_device, setup_distributed
+from actnet.runtime import autocast_for, mean_across_ranks, model_device, setup_distributed
 from actnet.task import ActNetFormerTask, build_students
 
 log = logging.getLogger("actnet.train")
@@ -344,14 +344,12 @@ class Trainer:
                 it.close()
 
     def _log(self, sums, count, data_s, compute_s, elapsed, clips_per_step) -> dict:
-        """The one host sync per log interval: averages, the non-finite check, a metrics line."""
-        values = {k: v.item() for k, v in sums.items()}
-        if self.world > 1:  # the loss check must agree across ranks
-            flag = torch.tensor([float(math.isfinite(values["loss"]))], device=self.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            finite = bool(flag.item())
-        else:
-            finite = math.isfinite(values["loss"])
+        """The one host sync per log interval: the loss parts averaged over the interval and over the ranks (one
+        collective under DDP, so every rank logs the global batch's figures and takes the same non-finite
+        decision), the non-finite check, a metrics line."""
+        keys = sorted(sums)
+        values = dict(zip(keys, mean_across_ranks(torch.stack([sums[k].float() for k in keys])).tolist()))
+        finite = math.isfinite(values["loss"])
         epoch = self.step / self.steps_per_epoch
         if not finite:
             last = self.run_dir / "last.pt"

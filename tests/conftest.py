@@ -7,18 +7,20 @@ import os
 import shutil
 import socket
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from actnet.config import EncodeConfig, PrepareOptions, RunConfig, ShardConfig, SyntheticConfig
+from actnet.data.shards import ShardRecord, ShardSetInfo, ShardWriter, iter_samples, sha256_file
 from actnet.data.sources import list_folder
 from actnet.prepare import prepare
 from actnet.recipes import resolve_run_config
 
 # Small, fast encodes for tests: the production defaults are exercised by the CLI and benchmark.
-TEST_ENCODE = EncodeConfig(short_side=48, speed=8)
+TEST_ENCODE = EncodeConfig(short_side=48, speed=8, small_videos="keep")  # CPU tests: tiny frames stay tiny
 TEST_SHARDS = ShardConfig(min_shards=4)
 TINY_SYNTHETIC = SyntheticConfig(num_classes=3, videos_per_class=4, frames=16, width=64, height=48, seed=1)
 
@@ -141,7 +143,7 @@ def _no_user_cache(tmp_path, monkeypatch):
 
 # ------------------------------------------------ videos whose pixels say which frame and video they are
 
-LOSSLESS = EncodeConfig(crf=0, short_side=0, speed=8, min_frames=8)
+LOSSLESS = EncodeConfig(crf=0, short_side=0, speed=8, min_frames=8, small_videos="keep")
 
 
 FRAME_COUNTS = [24, 29, 35, 40, 26, 31, 37, 43]  # video v has FRAME_COUNTS[v] frames
@@ -168,6 +170,27 @@ def prepare_folder(root: Path, out: Path, **kwargs) -> Path:
     opts = prepare_options(out, encode=LOSSLESS, shards=ShardConfig(min_shards=3), **kwargs)
     prepare(list_folder(root, test_fraction=0.25, name="videos"), opts)
     return out / "shards" / "videos" / "split1"
+
+
+def with_one_sample_changed(source: Path, set_name: str, out: Path, change) -> str:
+    """A copy of a shard set in ``out`` whose first sample's members are ``change(members)``; returns its key."""
+    info = ShardSetInfo.from_json((source / f"{set_name}.info.json").read_bytes())
+    bad_key, records = None, []
+    for shard in info.shards:
+        writer = ShardWriter(out / shard.name, out / shard.index)
+        with open(source / shard.name, "rb") as f:
+            for key, members in iter_samples(f):
+                if bad_key is None:
+                    bad_key, members = key, change(members)
+                writer.add(key, members)
+        writer.close()
+        records.append(
+            ShardRecord(
+                shard.name, shard.index, writer.num_samples, writer.bytes_written, sha256_file(out / shard.name)
+            )
+        )
+    (out / f"{set_name}.info.json").write_bytes(replace(info, shards=records).to_json())
+    return bad_key
 
 
 @pytest.fixture(scope="session")

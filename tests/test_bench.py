@@ -116,3 +116,19 @@ def test_step_option_ladder_adds_each_row_to_the_last(shards, tmp_path):
     result = {"rows": ladder, "config": "tiny", "device": "CPU", "optimizer": opt, "optimizer_models": "tiny"}
     text = step_options_markdown(result | {"machine": machine_description()})
     assert "| before |" in text and "| + cl |" in text and "| 1.00 |" in text and "| r3d_tiny | sgd |" in text
+
+
+def test_the_loader_figures_stand_alone_where_no_dali_free_decoder_loads(indexed, monkeypatch):
+    """A bare GPU machine has neither FFmpeg nor PyAV: the loader section then records DALI's figures alone."""
+    from actnet.bench import loader as section
+    from actnet.bench.suite import loader_config
+
+    monkeypatch.setattr(section, "available_decoders", lambda required=True: [])
+    cfg = loader_config(16, 4, 2, 1, 1, "cpu")
+    result = section.benchmark_loader(str(indexed), cfg, 1, 1, log=lambda *_: None)
+    assert result["baselines"] == [] and all(
+        r["speedup"] is None and r["dali"]["clips_per_s"] > 0 for r in result["streams"]
+    )
+    table = [line for line in section.loader_markdown(result, cfg, "x", 1).splitlines() if line.startswith("| ")]
+    assert {line.count("|") for line in table[:5]} == {6}  # the header and its 4 rows: equally wide
+    assert all("n/a (no DALI-free decoder here)" in line for line in table[1:5])

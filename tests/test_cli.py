@@ -23,7 +23,7 @@ COMMANDS = [
     ["benchmark"],
     ["benchmark", "prepare"],
 ]
-FAST = ["--short-side", "48", "--speed", "8", "--min-shards", "2", "-j", "2"]
+FAST = ["--short-side", "48", "--speed", "8", "--min-shards", "2", "-j", "2", "--small-videos", "keep"]
 
 
 def invoke(*args: str):

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FRAME_COUNTS, index_frames, prepare_folder, write_raw_video
+from conftest import FRAME_COUNTS, index_frames, prepare_folder, with_one_sample_changed, write_raw_video
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
-from actnet.data import sampling
+from actnet.data import dali, sampling
 from actnet.data.loader import make_loader, resolve_device
-from actnet.data.shards import ShardRecord, ShardSetInfo, ShardWriter, iter_samples, sha256_file
+from actnet.data.sampling import ShardSet
 from actnet.errors import ActnetError
 
 CLIPS = {"primary": ClipConfig(frames=4, strides=(3, 5), size=16), "auxiliary": ClipConfig(4, (1, 2), 16)}
@@ -234,24 +234,8 @@ def test_three_evaluation_crops_lie_along_the_long_side(textured):
 def with_corrupt_sample(indexed, tmp_path_factory) -> tuple[Path, str]:
     """A copy of the indexed train set in which one sample's video bytes are garbage."""
     out = tmp_path_factory.mktemp("corrupt")
-    info = ShardSetInfo.from_json((indexed / "train.info.json").read_bytes())
-    bad_key, records = None, []
-    for shard in info.shards:
-        writer = ShardWriter(out / shard.name, out / shard.index)
-        with open(indexed / shard.name, "rb") as f:
-            for key, members in iter_samples(f):
-                if bad_key is None:
-                    bad_key = key
-                    members = {**members, "webm": b"\x1aE\xdf\xa3" + bytes(range(256)) * 40}
-                writer.add(key, members)
-        writer.close()
-        records.append(
-            ShardRecord(
-                shard.name, shard.index, writer.num_samples, writer.bytes_written, sha256_file(out / shard.name)
-            )
-        )
-    (out / "train.info.json").write_bytes(replace(info, shards=records).to_json())
-    return out, bad_key
+    garbage = b"\x1aE\xdf\xa3" + bytes(range(256)) * 40
+    return out, with_one_sample_changed(indexed, "train", out, lambda members: {**members, "webm": garbage})
 
 
 def test_a_sample_that_fails_to_decode_is_skipped_logged_and_counted(with_corrupt_sample, caplog):
@@ -281,10 +265,95 @@ def test_evaluation_leaves_a_bad_sample_out_once(with_corrupt_sample):
     assert [b["key"] for b in loader.bad] == [bad_key]
 
 
+def test_frames_past_the_end_of_a_video_fail_that_sample_instead_of_turning_black(indexed, tmp_path):
+    """A sample whose metadata claims 20 frames more than its video holds: evaluation's last clip reaches past the
+    end, and DALI (pad_mode none) fails it instead of padding it with black frames; the loader names it."""
+
+    def longer(members):
+        meta = json.loads(members["json"])
+        meta["video"]["num_frames"] += 20
+        return {**members, "json": json.dumps(meta).encode()}
+
+    key = with_one_sample_changed(indexed, "test", tmp_path, longer)
+    loader = make_loader(str(tmp_path), "test", "eval", CFG)
+    keys = [k for b in loader for k in b.keys]
+    assert key not in keys and len(keys) == 1
+    assert [b["key"] for b in loader.bad] == [key] and "out-of-bounds frame index" in loader.bad[0]["error"]
+
+
+def _in_flight(loader):
+    """A feeder with the loader's first batch in flight, as when a pipeline run fails."""
+    feeder = dali._Feeder(loader.stream.batches(0), loader.models, loader.kind == "eval", clean=loader._clean)
+    feeder()
+    return feeder
+
+
+def _gpu_decoder(monkeypatch, fails):
+    """Make the loader's probes see a GPU decoder that fails with ``fails`` (None: the GPU decodes what the CPU
+    does); the CPU decoder stays the real one. Only the decisions run: no GPU pipeline is ever built."""
+    real = dali.decode_frames
+
+    def decode(video, frames, device="cpu", device_id=None):
+        if device == "gpu":
+            if fails is not None:
+                raise dali.DecodeError("gpu", fails)
+            device = "cpu"
+        return real(video, frames, device)
+
+    monkeypatch.setattr(dali, "decode_frames", decode)
+
+
+def test_a_gpu_that_fails_on_what_the_cpu_decodes_is_blamed_not_the_samples(indexed, monkeypatch):
+    loader = make_loader(str(indexed), "train", "unlabeled", CFG)
+    loader.device = "gpu"
+    _gpu_decoder(monkeypatch, "Video is too small in at least one dimension")
+    with pytest.raises(
+        dali.DeviceFault,
+        match=r"GPU video decoder on cuda:0.*vp9 videos \(sample \S+ decodes on the CPU\).*too small.*--device cpu",
+    ) as err:
+        loader._recover(_in_flight(loader), RuntimeError("the pipeline failed"))
+    assert err.value.exit_code == 1 and loader.bad == []  # no sample is blamed
+
+
+def test_a_gpu_only_codec_failing_alike_three_times_is_the_device(indexed, monkeypatch):
+    loader = make_loader(str(indexed), "train", "unlabeled", CFG)
+    loader.device = "gpu"
+    monkeypatch.setattr(type(loader.stream.shards), "codec", property(lambda self: "h264"))  # no CPU cross-check
+    _gpu_decoder(monkeypatch, "CUDA_ERROR_ILLEGAL_ADDRESS")
+    with pytest.raises(dali.DeviceFault, match=r"h264 videos \(the first 3 samples probed fail alike\)"):
+        loader._recover(_in_flight(loader), RuntimeError("the pipeline failed"))
+
+
+def test_a_bad_sample_on_the_gpu_is_still_the_sample(with_corrupt_sample, monkeypatch):
+    folder, bad_key = with_corrupt_sample
+    loader = make_loader(str(folder), "train", "unlabeled", CFG)
+    loader.device = "gpu"
+    _gpu_decoder(monkeypatch, None)  # the GPU decodes what the CPU decodes, and fails where it fails
+    feeder = _in_flight(loader)
+    loader._recover(feeder, RuntimeError("the pipeline failed"))
+    assert [b["key"] for b in loader.bad] == [bad_key] and len(feeder.requeued) == 1
+
+
 def test_h264_shards_on_cpu_say_so(tmp_path):
     with pytest.raises(ActnetError, match=r"shards/x.*h264.*only on a GPU.*--codec vp9"):
         resolve_device("cpu", "h264", "shards/x")
     assert resolve_device("cpu", "vp9", "shards/x") == "cpu"
+
+
+def test_where_a_set_decodes_decides_the_device(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the decision only: nothing runs on a GPU
+    assert resolve_device("auto", "vp9", "s/train", ["cpu", "gpu"]) == "gpu"
+    with caplog.at_level(logging.WARNING, logger="actnet.data"):
+        assert resolve_device("auto", "vp9", "s/train", ["cpu"]) == "cpu"  # small videos kept: the CPU decodes
+    assert "smaller than NVDEC decodes" in caplog.text and "--small-videos upscale" in caplog.text
+    small = r"s/train: holds videos smaller than NVDEC decodes \(vp9 needs at least 128x128\); use --device cpu"
+    with pytest.raises(ActnetError, match=small):
+        resolve_device("gpu", "vp9", "s/train", ["cpu"])
+    assert resolve_device("auto", "h264", "s/train", None) == "gpu"  # a set made before info.json said: by codec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", "vp9", "s/train", ["cpu"]) == "cpu"
+    with pytest.raises(ActnetError, match="no CUDA GPU"):
+        resolve_device("gpu", "vp9", "s/train", ["cpu", "gpu"])
 
 
 def test_missing_set_names_the_path(indexed):
@@ -312,17 +381,24 @@ def test_s3_stream_equals_local(indexed, s3_bucket):
     assert len(evaluated) == 2
 
 
-@pytest.mark.gpu
-def test_gpu_backend_decodes_the_same_frames(indexed):
-    cfg = replace(CFG, device="gpu", augment=replace(CFG.augment, rand_augment_n=0))  # levels must survive
-    for kind, set_name in (("unlabeled", "train"), ("eval", "test")):
-        batch = next(iter(make_loader(str(indexed), set_name, kind, cfg)))
-        for (model, view), clips in batch.views.items():
-            assert clips.is_cuda and clips.dtype == torch.float32
-            clips = clips.cpu() if view != "eval" else clips.cpu()[:, 0]  # eval: the first clip, first crop
-            for i in range(len(batch)):
-                expected = batch.frames[model][i][: clips.shape[2]]
-                assert decode_levels(clips[i])[0].tolist() == expected, (model, view)
+def test_the_gpu_sets_hold_what_the_gpu_tests_expect(tmp_path):
+    """The sets tools/gpu_check.sh carries to a GPU machine, checked here on the CPU decoder: NVDEC-sized frames,
+    the devices each set decodes on, and the frames asked for (last included) in every CPU codec."""
+    from gpu_sets import SETS, SIZE, make_sets, set_folder
+
+    base = make_sets(tmp_path)
+    for name, encode in SETS.items():
+        shards = ShardSet(str(set_folder(base, name)), "train")
+        assert shards.info.devices == (["gpu"] if encode.codec == "h264" else ["cpu", "gpu"]), name
+        assert shards.info.video["width"] == [SIZE[0], SIZE[0]] and shards.info.video["height"] == [SIZE[1]] * 2
+        if encode.codec == "h264":
+            continue
+        for i in range(len(shards)):
+            members = shards.fetch(i)
+            n = json.loads(members["json"])["video"]["num_frames"]
+            frames = dali.decode_frames(members[shards.extension], [0, n // 2, n - 1], "cpu")
+            red = np.rint((frames[..., 0].reshape(3, -1).mean(1) - 20) / 5).astype(int)
+            assert red.tolist() == [0, n // 2, n - 1], (name, i)
 
 
 # ---------------------------------------------------------------------------------- time-based sampling

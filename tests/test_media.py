@@ -9,7 +9,9 @@ from fractions import Fraction
 import pytest
 from conftest import TEST_ENCODE, ffmpeg, make_video
 
-from actnet.data.media import MediaError, encode, output_size, probe, transcode, verify_many
+from actnet.config import EncodeConfig
+from actnet.data.codecs import NVDEC_MIN_SIZE, decoders_for
+from actnet.data.media import MediaError, encode, output_size, probe, stored_size, transcode, verify_many
 
 
 def ffprobe_json(path, *args) -> dict:
@@ -28,6 +30,32 @@ def test_output_size_caps_short_side_keeps_aspect_and_never_upscales():
     assert output_size(320, 240, 320) == (320, 240)  # already small: unchanged
     assert output_size(171, 128, 320) == (172, 128)  # odd sides become even
     assert output_size(640, 480, 0) == (640, 480)
+
+
+def test_videos_smaller_than_gpus_decode_are_scaled_up_to_their_minimum_or_kept():
+    upscale = EncodeConfig(short_side=96)  # the default policy
+    assert stored_size(128, 96, upscale) == (172, 128)  # VP9 needs 128x128 on every NVDEC generation
+    assert stored_size(96, 128, upscale) == (128, 172)  # portrait alike
+    assert stored_size(1920, 1080, upscale) == (228, 128)  # the cap to 96 is below the minimum: the minimum wins
+    assert stored_size(320, 240, EncodeConfig()) == (320, 240)  # large enough: unchanged
+    assert stored_size(64, 48, EncodeConfig(codec="h264")) == (64, 48)  # H.264 decodes from 48x16
+    assert stored_size(40, 30, EncodeConfig(codec="mjpeg")) == (86, 64)
+    assert stored_size(128, 96, EncodeConfig(short_side=96, small_videos="keep")) == (128, 96)
+    for codec, (w, h) in NVDEC_MIN_SIZE.items():
+        assert "gpu" in decoders_for(codec, w, h)
+        assert "gpu" not in decoders_for(codec, w - 2, h) and "gpu" not in decoders_for(codec, w, h - 2)
+    assert decoders_for("vp9", 128, 96) == ["cpu"] and decoders_for("vp9", 172, 128) == ["cpu", "gpu"]
+    assert decoders_for("h264", 640, 480) == ["gpu"]
+
+
+def test_a_small_video_is_stored_at_the_gpu_minimum(tmp_path):
+    src = make_video(tmp_path / "small.mp4", frames=12, size="64x48")
+    _, video = transcode(src, tmp_path / "up.webm", EncodeConfig(short_side=48, speed=8))
+    assert (video.width, video.height) == (172, 128)
+    stream = ffprobe_json(tmp_path / "up.webm", "-show_streams")["streams"][0]
+    assert (stream["width"], stream["height"]) == (172, 128)
+    _, kept = transcode(src, tmp_path / "kept.webm", TEST_ENCODE)
+    assert (kept.width, kept.height) == (64, 48)
 
 
 def test_canonical_output_cfr_short_gop_no_audio(tmp_path):

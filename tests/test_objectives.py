@@ -98,3 +98,23 @@ def test_total_loss_combines_the_parts_and_teaches_across():
     )
     own = F.cross_entropy(strong["primary"][:1], torch.tensor([0]), reduction="sum") / 2
     assert fixmatch["pseudo"].item() == pytest.approx(own.item(), rel=1e-6) and fixmatch["contrastive"] == 0
+
+
+def test_contrastive_negatives_from_every_rank_give_the_big_batch_loss():
+    """Two ranks of 3 videos whose anchors see all 6 videos' projections average to the loss of one batch of 6;
+    with only their own 3 as negatives they do not."""
+    torch.manual_seed(3)
+    z, a = torch.randn(6, 8), torch.randn(6, 8)
+    for symmetric in (False, True):
+        whole = cross_arch_contrastive_loss(z, a, 0.5, symmetric)
+        halves = [
+            cross_arch_contrastive_loss(
+                z[r * 3 : r * 3 + 3], a[r * 3 : r * 3 + 3], 0.5, symmetric, z_all=z, a_all=a, offset=r * 3
+            )
+            for r in (0, 1)
+        ]
+        assert torch.allclose((halves[0] + halves[1]) / 2, whole, atol=1e-6)
+        alone = [
+            cross_arch_contrastive_loss(z[r * 3 : r * 3 + 3], a[r * 3 : r * 3 + 3], 0.5, symmetric) for r in (0, 1)
+        ]
+        assert not torch.allclose((alone[0] + alone[1]) / 2, whole, atol=1e-3)

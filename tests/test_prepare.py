@@ -169,6 +169,8 @@ def test_resume_after_kill(folder_copy, tmp_path):
         "8",
         "--min-shards",
         "4",
+        "--small-videos",
+        "keep",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first_marker = split_dir(out) / "_done" / "train-000000.json"
@@ -190,3 +192,25 @@ def test_resume_after_kill(folder_copy, tmp_path):
     prepare(listing, prepare_options(reference))
     for name in ("train.info.json", "test.info.json", "manifests/train.jsonl"):
         assert (folder / name).read_bytes() == (split_dir(reference) / name).read_bytes(), name
+
+
+def test_info_says_which_decoders_read_the_set(synthetic_tree, tmp_path):
+    """64x48 sources: kept as they are only the CPU decodes them; scaled up to NVDEC's minimum both do."""
+    listing = list_folder(synthetic_tree, 0.25, name="synthetic")
+    for policy, size, devices in (("keep", [64, 64], ["cpu"]), ("upscale", [172, 172], ["cpu", "gpu"])):
+        encode = replace(TEST_ENCODE, small_videos=policy)
+        prepare(listing, prepare_options(tmp_path / policy, encode=encode, manifests=None))
+        info = ShardSetInfo.from_json((tmp_path / policy / "shards/synthetic/split1/train.info.json").read_bytes())
+        assert info.devices == devices and info.video["width"] == size and info.encode["small_videos"] == policy
+
+
+def test_an_output_from_before_the_small_video_option_kept_its_small_videos(synthetic_tree, tmp_path):
+    listing = list_folder(synthetic_tree, 0.25, name="synthetic")
+    prepare(listing, prepare_options(tmp_path, manifests=None))
+    plan_file = tmp_path / "shards/synthetic/split1/plan.json"
+    plan = json.loads(plan_file.read_text())
+    del plan["encode"]["small_videos"]  # as plan.json was written before the option existed
+    plan_file.write_text(json.dumps(plan))
+    assert prepare(listing, prepare_options(tmp_path, manifests=None)).encoded_now == 0  # keep: the same settings
+    with pytest.raises(ActnetError, match="other settings"):
+        prepare(listing, prepare_options(tmp_path, manifests=None, encode=replace(TEST_ENCODE, small_videos="upscale")))

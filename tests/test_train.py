@@ -278,6 +278,88 @@ def test_ddp_two_gloo_processes_split_as_the_loader_predicts(shards, tmp_path):
     assert not list((tmp_path / "ddp").glob(".*.tmp"))
 
 
+# Two ranks of B clips against one process of 2B clips (the same clips, the same initial weights), through the
+# training task: the tiny transformers have no batch norm and no drop path, so only the objective's composition
+# across ranks can make them differ.
+EQUIVALENCE_SCRIPT = """
+import contextlib, json, os, sys
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from actnet.config import ModelConfig, ObjectiveConfig
+from actnet.data.batch import Batch
+from actnet.runtime import mean_across_ranks, setup_distributed
+from actnet.task import ActNetFormerTask, build_students
+
+negatives, out_dir = sys.argv[1], sys.argv[2]
+rank, world = setup_distributed(torch.device("cpu"))
+B, CLASSES = 3, 4
+MODELS = ModelConfig(primary="timesformer_tiny", auxiliary="timesformer_tiny", drop_path_rate=0.0)
+
+
+def batches(lo, hi):
+    gen = torch.Generator().manual_seed(0)  # every process draws the same 2B clips and keeps rows lo..hi
+    def stream(views):
+        clips = {(m, v): torch.randn(B * world, 3, 4, 32, 32, generator=gen)[lo:hi] for m in MODELS.presets()
+                 for v in views}
+        labels = torch.randint(0, CLASSES, (B * world,), generator=gen)[lo:hi]
+        return Batch(clips, labels, torch.arange(lo, hi), [str(i) for i in range(lo, hi)])
+    return {"labeled": stream(["weak"]), "unlabeled": stream(["weak", "strong"])}
+
+
+def step(forward, students, objective, lo, hi):
+    cpu, fp32 = torch.device("cpu"), contextlib.nullcontext
+    task = ActNetFormerTask(forward, objective, warm_steps=0, device=cpu, autocast=fp32)
+    out = task(batches(lo, hi), 0)
+    out["loss"].backward()
+    grads = torch.cat([p.grad.flatten() for s in students.values() for p in s.parameters()])
+    return out, grads
+
+
+objective = ObjectiveConfig(threshold=0.0, supervised_epochs=0, negatives=negatives)
+torch.manual_seed(0)
+students = build_students(MODELS, CLASSES, projection=True)
+out, grads = step({r: DDP(s) for r, s in students.items()}, students, objective, rank * B, (rank + 1) * B)
+logged = {k: mean_across_ranks(v.detach().float()).item() for k, v in out.items()}
+if rank == 0:  # the same step in one process on all 2B clips
+    torch.manual_seed(0)
+    alone = build_students(MODELS, CLASSES, projection=True)
+    one = ObjectiveConfig(threshold=0.0, supervised_epochs=0, negatives="local")  # 1 process: no other rank
+    ref, ref_grads = step(alone, alone, one, 0, B * world)
+    report = {
+        "logged": logged,
+        "reference": {k: v.detach().float().item() for k, v in ref.items()},
+        "max_grad_diff": (grads - ref_grads).abs().max().item(),
+        "max_grad": ref_grads.abs().max().item(),
+    }
+    with open(os.path.join(out_dir, f"{negatives}.json"), "w") as f:
+        json.dump(report, f)
+"""
+
+
+def test_two_ranks_compute_the_objective_and_gradients_of_one_big_batch(tmp_path):
+    script = tmp_path / "equivalence.py"
+    script.write_text(EQUIVALENCE_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    reports = {}
+    for negatives in ("global", "local"):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+        cmd += [str(script), negatives, str(tmp_path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-6000:]
+        reports[negatives] = json.loads((tmp_path / f"{negatives}.json").read_text())
+    same = reports["global"]
+    for key in ("loss", "sup", "pseudo", "contrastive", "mask_rate", "train_acc"):
+        assert same["logged"][key] == pytest.approx(same["reference"][key], rel=1e-5, abs=1e-6), key
+    ratio = same["logged"]["pl_hits"] / same["logged"]["pl_count"]
+    assert ratio == pytest.approx(same["reference"]["pl_hits"] / same["reference"]["pl_count"])
+    assert same["max_grad_diff"] < 1e-5 * max(1.0, same["max_grad"])  # DDP's averaged gradients are the big batch's
+    # per-rank negatives (objective.negatives=local) are another objective: its contrastive term and gradients differ
+    apart = reports["local"]
+    assert apart["logged"]["contrastive"] != pytest.approx(apart["reference"]["contrastive"], rel=1e-3)
+    assert apart["max_grad_diff"] > 1e-3 * apart["max_grad"]
+    assert apart["logged"]["sup"] == pytest.approx(apart["reference"]["sup"], rel=1e-5)  # the other terms agree
+
+
 # -------------------------------------------------------------------------------------------------- CLI
 
 

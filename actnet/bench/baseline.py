@@ -26,8 +26,9 @@ from actnet.errors import ActnetError
 DECODERS = {"torchcodec": "torchcodec", "pyav": "PyAV"}  # name -> how tables print it
 
 
-def available_decoders() -> list[str]:
-    """The DALI-free decoders that load here (torchcodec needs the system's FFmpeg libraries; PyAV bundles them)."""
+def available_decoders(required: bool = True) -> list[str]:
+    """The DALI-free decoders that load here (torchcodec needs the system's FFmpeg libraries; PyAV bundles them);
+    none is an error when ``required``, else an empty list (a bare GPU machine: DALI's figures alone)."""
     found = []
     for name in DECODERS:
         try:
@@ -35,7 +36,7 @@ def available_decoders() -> list[str]:
             found.append(name)
         except Exception:  # noqa: BLE001 - ImportError, or RuntimeError when FFmpeg's libraries are missing
             pass
-    if not found:
+    if not found and required:
         raise ActnetError("the baseline loader needs torchcodec or PyAV: pip install 'actnet[bench]'")
     return found
 

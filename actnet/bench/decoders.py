@@ -9,8 +9,10 @@ import numpy as np
 
 from actnet.bench.baseline import DECODERS, available_decoders, decode_at
 from actnet.bench.common import machine_description
+from actnet.data.codecs import CPU_DECODER_CODECS
 from actnet.data.dali import decode_frames
 from actnet.data.sampling import ShardSet
+from actnet.errors import ActnetError
 
 
 def _agreement(frames: np.ndarray, reference: np.ndarray) -> dict:
@@ -28,13 +30,16 @@ def _agreement(frames: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def benchmark_decoders(url: str, set_name: str, samples: int, gpu: bool, frames_per_sample: int = 8) -> dict:
-    """DALI's CPU decoder and (with a GPU) NVDEC against FFmpeg's decoders (through torchcodec and/or PyAV) on the
-    same frames of the same shard samples: the decoders should differ only by colour-conversion rounding."""
+    """DALI's CPU decoder and (with a GPU) NVDEC against FFmpeg's decoders (through torchcodec and/or PyAV, where
+    one loads) and against each other, on the same frames of the same shard samples, the last frame included: the
+    decoders should differ only by colour-conversion rounding."""
     shards = ShardSet(url, set_name)
-    refs = available_decoders()
-    pairs = [("DALI cpu", DECODERS[r]) for r in refs]
-    if gpu:
-        pairs += [("DALI gpu", DECODERS[r]) for r in refs] + [("DALI gpu", "DALI cpu")]
+    refs = available_decoders(required=not gpu)  # on a GPU, NVDEC against the CPU decoder is enough
+    cpu = shards.codec in CPU_DECODER_CODECS
+    mine = (["DALI cpu"] if cpu else []) + (["DALI gpu"] if gpu else [])
+    pairs = [(a, DECODERS[r]) for a in mine for r in refs] + ([("DALI gpu", "DALI cpu")] if gpu and cpu else [])
+    if not pairs:
+        raise ActnetError(f"{url}: nothing to compare {shards.codec} decoding with here")
     found: dict[tuple[str, str], list[dict]] = {pair: [] for pair in pairs}
     for i in range(min(samples, len(shards))):
         members = shards.fetch(i)
@@ -42,9 +47,8 @@ def benchmark_decoders(url: str, set_name: str, samples: int, gpu: bool, frames_
         n = json.loads(members["json"])["video"]["num_frames"]
         index = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(n, frames_per_sample))})
         decoded = {DECODERS[r]: decode_at(video, index, r).permute(0, 2, 3, 1).numpy() for r in refs}
-        decoded["DALI cpu"] = decode_frames(video, index, "cpu")
-        if gpu:
-            decoded["DALI gpu"] = decode_frames(video, index, "gpu")
+        for name in mine:
+            decoded[name] = decode_frames(video, index, name.split()[-1])
         for a, b in pairs:
             found[(a, b)].append(_agreement(decoded[a], decoded[b]))
     rows = []

@@ -17,7 +17,7 @@ from actnet.data.sources import SourceListing
 
 def benchmark_scaling(listing: SourceListing, workers: int, loader_cfg, batches: int, log=print) -> dict:
     """Prepare seconds against videos, jobs and shards; unlabeled-stream clips/s against DALI threads and shards."""
-    encode = EncodeConfig(short_side=96, speed=8)
+    encode = EncodeConfig(short_side=96, speed=8, small_videos="keep")
     n = len(listing.candidates)
     sizes = sorted({max(4, n // 4), max(4, n // 2), n})
     prepare_rows, loader_rows = [], []

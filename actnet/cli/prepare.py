@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from actnet.cli.common import app, error_line, handle_errors, out, parse_frame_size, parse_part, parse_size, sink
-from actnet.config import Codec, EncodeConfig, HmdbPool, PrepareOptions, ShardConfig, SyntheticConfig, Verify
+from actnet.config import (
+    Codec,
+    EncodeConfig,
+    HmdbPool,
+    PrepareOptions,
+    ShardConfig,
+    SmallVideos,
+    SyntheticConfig,
+    Verify,
+)
 
 prepare_app = typer.Typer(no_args_is_help=True, help="Videos -> validated, re-encoded WebDataset shards + manifests.")
 app.add_typer(prepare_app, name="prepare")
@@ -40,6 +49,12 @@ PREPARE_OPTIONS = [
     _option("speed", int, _ENC.speed, help="Encoder speed 0..8 (libvpx cpu-used; >= 6 realtime)."),
     _option("min_frames", int, _ENC.min_frames, help="Reject videos with fewer decodable frames."),
     _option("verify", Verify, Verify(_ENC.verify), help="full: decode every encoded frame; packets: demux only."),
+    _option(
+        "small_videos",
+        SmallVideos,
+        SmallVideos(_ENC.small_videos),
+        help="Videos smaller than GPUs decode (VP9: 128x128): upscale them, or keep them (the set is CPU-only).",
+    ),
     _option("shard_size", str, "256MiB", help="Target shard size (e.g. 256MiB, 1GB)."),
     _option("min_shards", int, ShardConfig.min_shards, help="At least this many shards per set (ranks, workers)."),
     _option("workers", int, 0, "--workers", "-j", help="Parallel ffmpeg jobs (0: one per CPU core)."),
@@ -62,6 +77,7 @@ def options_from_flags(flags: dict) -> PrepareOptions:
         speed=flags["speed"],
         min_frames=flags["min_frames"],
         verify=flags["verify"].value,
+        small_videos=flags["small_videos"].value,
     )
     shards = ShardConfig(shard_size=parse_size(flags["shard_size"], "--shard-size"), min_shards=flags["min_shards"])
     for spec in flags["labeled"] or ():  # fail on a bad flag before any slow work starts

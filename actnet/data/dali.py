@@ -40,10 +40,13 @@ from nvidia.dali.tensors import TensorGPU
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
 from actnet.data.batch import Batch, view_names
+from actnet.data.codecs import CPU_DECODER_CODECS
 from actnet.data.sampling import Job, SampleStream
-from actnet.errors import ActnetError
+from actnet.errors import ActnetError, RunFailed
+from actnet.runtime import local_rank
 
 log = logging.getLogger("actnet.data")
+SAME_FAILURES = 3  # GPU probes that fail alike before the GPU, not the samples, is blamed (GPU-only codecs)
 
 
 class _Feeder:
@@ -196,11 +199,15 @@ class DaliLoader:
     one pass over this rank's samples.
     """
 
-    def __init__(self, stream: SampleStream, cfg: LoaderConfig, device: str = "cpu", *, epoch: int = 0):
+    def __init__(
+        self, stream: SampleStream, cfg: LoaderConfig, device: str = "cpu", *, epoch: int = 0, device_id: int = 0
+    ):
         self.stream, self.cfg, self.device, self.epoch = stream, cfg, device, epoch
+        self.device_id = device_id  # the GPU the pipelines and their tensors live on (torchrun: LOCAL_RANK)
         self.models = list(stream.clips)
         self.bad: list[dict] = []  # {"key", "shard", "error"} of every sample left out
         self._rebuilds = 0
+        self._probes: list[str | None] = []  # every probe's outcome: None (decodes) or the decoder's message
 
     @property
     def steps_per_epoch(self) -> int:
@@ -252,7 +259,7 @@ class DaliLoader:
             inputs = fn.external_source(source=feeder, num_outputs=len(dtypes), batch=True, dtype=dtypes)
             video, frames, ids, labels, *rest = inputs
             orders, crops = rest[: len(self.models)], rest[len(self.models) :]
-            decoded = fn.decoders.video(video, device="mixed" if gpu else "cpu", frames=frames)
+            decoded = _decoder(video, frames, gpu)
             outputs = [ids, labels]
             for model, order in zip(self.models, orders):
                 clip_cfg = self.stream.clips[model]
@@ -269,7 +276,7 @@ class DaliLoader:
             graph,
             batch_size=batch_size,
             num_threads=cfg.num_threads,
-            device_id=torch.cuda.current_device() if gpu else None,
+            device_id=self.device_id if gpu else None,
             seed=seed,
             prefetch_queue_depth=cfg.prefetch,
             enable_conditionals=kind == "unlabeled" and cfg.augment.rand_augment_n > 0,
@@ -300,13 +307,14 @@ class DaliLoader:
             except StopIteration:
                 return
             except RuntimeError as err:
-                del pipe
-                self._recover(feeder, err)
-                self._rebuilds += 1
-                pipe = self._pipeline(feeder, self.stream.batch_size, self._seed(epoch, skip))
+                failure = err.with_traceback(None)  # its frames would keep the failed pipeline alive
+            else:
+                yield self._batch(outputs, feeder.in_flight.popleft())
                 continue
-            jobs = feeder.in_flight.popleft()
-            yield self._batch(outputs, jobs)
+            del pipe  # release the failed pipeline (its threads, its device memory) before probing and rebuilding
+            self._recover(feeder, failure)
+            self._rebuilds += 1
+            pipe = self._pipeline(feeder, self.stream.batch_size, self._seed(epoch, skip))
 
     def _batch(self, outputs, jobs: list[Job]) -> Batch:
         ids, labels, *views = (self._to_torch(o) for o in outputs)
@@ -335,22 +343,28 @@ class DaliLoader:
             types.INT64: torch.int64,
             types.UINT8: torch.uint8,
         }[t.dtype]
-        gpu = isinstance(t, TensorGPU)  # augmented views on a GPU pipeline; ids and labels stay on the CPU
-        out = torch.empty(t.shape(), dtype=dtype, device="cuda" if gpu else "cpu")
-        feed_ndarray(t, out, cuda_stream=torch.cuda.current_stream() if gpu else None)
+        if not isinstance(t, TensorGPU):  # ids and labels stay on the CPU; so does everything of a CPU pipeline
+            out = torch.empty(t.shape(), dtype=dtype)
+            feed_ndarray(t, out)
+            return out
+        device = torch.device("cuda", self.device_id)  # the pipeline's own GPU, whatever torch's current one is
+        out = torch.empty(t.shape(), dtype=dtype, device=device)
+        feed_ndarray(t, out, cuda_stream=torch.cuda.current_stream(device))
         return out
 
     # ------------------------------------------------------------------------------------------- bad data
 
     def _recover(self, feeder: _Feeder, err: Exception) -> None:
-        """Find which in-flight samples fail to decode, leave them out, requeue the rest."""
+        """Find which in-flight samples fail to decode, leave them out, requeue the rest; stop with one error when
+        it is the device that fails, not the samples (see :meth:`_judge`)."""
         suspects = list(feeder.in_flight)
         feeder.in_flight.clear()
         found = False
         for batch in suspects:
             good = []
             for job in self._clean(batch):
-                while job is not None and (problem := self.probe(job)) is not None:
+                while job is not None and (problem := self._probe_logged(job)) is not None:
+                    self._judge(job, problem)
                     found = True
                     self._leave_out(job, problem)
                     job = self.stream.replacement(job)  # training: the next good sample; evaluation: none
@@ -360,6 +374,29 @@ class DaliLoader:
                 feeder.requeued.append(good)
         if not found:  # the failure is not a sample's fault: do not hide it
             raise err
+
+    def _probe_logged(self, job: Job) -> str | None:
+        problem = self.probe(job)
+        self._probes.append(problem)
+        return problem
+
+    def _judge(self, job: Job, problem: str) -> None:
+        """Raise DeviceFault when a GPU decode failure is the GPU's: the sample decodes on the CPU decoder, or (for
+        codecs only the GPU reads) the first :data:`SAME_FAILURES` probes all failed with this same message."""
+        if self.device != "gpu":
+            return
+        codec = self.stream.shards.codec
+        if codec in CPU_DECODER_CODECS:
+            if self.probe(job, "cpu") is None:
+                raise DeviceFault(self._gpu_name(), codec, problem, f"sample {job.key} decodes on the CPU")
+        elif len(self._probes) >= SAME_FAILURES and all(p == problem for p in self._probes[:SAME_FAILURES]):
+            raise DeviceFault(self._gpu_name(), codec, problem, f"the first {SAME_FAILURES} samples probed fail alike")
+
+    def _gpu_name(self) -> str:
+        try:
+            return f"cuda:{self.device_id} ({torch.cuda.get_device_name(self.device_id)})"
+        except (RuntimeError, AssertionError, ValueError):
+            return f"cuda:{self.device_id}"
 
     def _clean(self, batch: list[Job]) -> list[Job]:
         """``batch`` without samples already found bad (planned before they were): replaced in training."""
@@ -380,11 +417,12 @@ class DaliLoader:
             )
         self.stream.mark_bad(job.id)
 
-    def probe(self, job: Job) -> str | None:
-        """Decode one sample's frames on its own; the error message, or None when it decodes."""
+    def probe(self, job: Job, device: str | None = None) -> str | None:
+        """Decode one sample's frames on their own (on ``device``, default the loader's); the decoder's error
+        message, or None when they decode."""
         union = job.union()[0]
         try:
-            decoded = decode_frames(job.video, union, self.device)
+            decoded = decode_frames(job.video, union, device or self.device, self.device_id)
         except DecodeError as err:
             return err.reason
         if len(decoded) != len(union):
@@ -406,28 +444,49 @@ class DecodeError(ActnetError):
         self.reason = reason
 
 
-def decode_frames(video: bytes, frames: list[int], device: str = "cpu") -> np.ndarray:
+class DeviceFault(RunFailed):
+    """The GPU decoder cannot do its work on this GPU (a codec or size it refuses, a broken CUDA context): no sample
+    is to blame, so the run stops with what to do."""
+
+    def __init__(self, gpu: str, codec: str, problem: str, evidence: str):
+        super().__init__(
+            f"the GPU video decoder on {gpu} fails on {codec} videos ({evidence}): {problem}; "
+            "run `actnet doctor` to see what this GPU decodes, or use --device cpu"
+            + (" (VP9, VP8 and MJPEG shards decode on the CPU)" if codec not in CPU_DECODER_CODECS else "")
+        )
+
+
+def _decoder(video, frames, gpu: bool):
+    """DALI's video decoder on the given frames: NVDEC (``mixed``) or the CPU. A frame index past the end of the
+    video is an error (``pad_mode="none"``), never a silent black frame: wrong frame counts in a sample's metadata
+    then fail that sample, which the loader names and leaves out."""
+    return fn.decoders.video(video, device="mixed" if gpu else "cpu", frames=frames, pad_mode="none")
+
+
+def decode_frames(video: bytes, frames: list[int], device: str = "cpu", device_id: int | None = None) -> np.ndarray:
     """Frames ``frames`` of one encoded video as uint8 (F, H, W, 3), decoded by DALI on ``cpu`` or ``gpu``
-    (NVDEC) in a pipeline of its own; raises DecodeError with DALI's reason when it cannot (the loader's probe of
-    a suspect sample, ``actnet doctor``, the decoder comparisons)."""
+    (NVDEC, on GPU ``device_id``; default this process's ``LOCAL_RANK``) in a pipeline of its own; raises
+    DecodeError with DALI's reason when it cannot (the loader's probe of a suspect sample, ``actnet doctor``, the
+    decoder comparisons)."""
     data, index = np.frombuffer(video, np.uint8), np.asarray(frames, np.int32)
+    gpu = device == "gpu"
 
     def graph():
         v, f = fn.external_source(source=lambda: ([data], [index]), num_outputs=2, batch=True)
-        return fn.decoders.video(v, device="mixed" if device == "gpu" else "cpu", frames=f)
+        return _decoder(v, f, gpu)
 
     try:
         pipe = _build(
             graph,
             batch_size=1,
             num_threads=1,
-            device_id=torch.cuda.current_device() if device == "gpu" else None,
+            device_id=(local_rank() if device_id is None else device_id) if gpu else None,
             prefetch_queue_depth=1,
         )
         (decoded,) = pipe.run()
     except RuntimeError as err:
         raise DecodeError(device, _error_summary(err)) from None
-    out = decoded.as_cpu() if device == "gpu" else decoded
+    out = decoded.as_cpu() if gpu else decoded
     return np.array(out.as_tensor())[0]
 
 

@@ -14,26 +14,43 @@ compare against (``actnet.bench.baseline``) yields the same :class:`Batch`.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from actnet.config import ClipConfig, LoaderConfig
 from actnet.data.batch import Batch, view_names
+from actnet.data.codecs import CPU_DECODER_CODECS, NVDEC_MIN_SIZE
 from actnet.data.sampling import SampleStream, ShardSet, steps_per_epoch
 from actnet.errors import ActnetError
+from actnet.runtime import local_rank
 
-# What DALI's CPU video decoder reads (2.1.1+); its GPU decoder (NVDEC) also reads H.264, HEVC, AV1 and MPEG-4.
-CPU_DECODER_CODECS = ("vp8", "vp9", "mjpeg")
+log = logging.getLogger("actnet.data")
 KINDS = ("labeled", "unlabeled", "eval")
 __all__ = ["Batch", "make_loader", "resolve_device", "sample_stream", "set_size", "steps_per_epoch", "view_names"]
 
 
-def resolve_device(device: str, codec: str, where: str) -> str:
-    """``cpu`` or ``gpu`` for ``--device auto|cpu|gpu`` and shards of ``codec`` (``where`` names them)."""
+def resolve_device(device: str, codec: str, where: str, devices: list[str] | None = None) -> str:
+    """``cpu`` or ``gpu`` for ``--device auto|cpu|gpu`` and shards of ``codec`` (``where`` names them) that the
+    ``devices`` their info.json lists can decode (``None``, sets made before it was recorded: by codec alone).
+
+    ``auto`` takes the GPU when there is one and the set decodes there; a set of videos smaller than NVDEC
+    decodes (``prepare --small-videos keep``) is decoded on the CPU then, with a warning."""
     has_gpu = torch.cuda.is_available()
+    if devices is None:
+        devices = ["cpu", "gpu"] if codec in CPU_DECODER_CODECS else ["gpu"]
     if device == "gpu" and not has_gpu:
         raise ActnetError("--device gpu: no CUDA GPU is visible to PyTorch")
-    chosen = device if device != "auto" else ("gpu" if has_gpu else "cpu")
-    if chosen == "cpu" and codec not in CPU_DECODER_CODECS:
+    too_small = (
+        f"{where}: holds videos smaller than NVDEC decodes ({codec} needs at least "
+        f"{'x'.join(map(str, NVDEC_MIN_SIZE.get(codec, (0, 0))))})"
+    )
+    if device == "gpu" and "gpu" not in devices:
+        raise ActnetError(f"{too_small}; use --device cpu, or re-run `actnet prepare` with --small-videos upscale")
+    chosen = device if device != "auto" else ("gpu" if has_gpu and "gpu" in devices else "cpu")
+    if device == "auto" and has_gpu and chosen == "cpu" and "cpu" in devices:
+        log.warning("%s: decoding on the CPU (prepare with --small-videos upscale for the GPU)", too_small)
+    if chosen == "cpu" and "cpu" not in devices:
         raise ActnetError(
             f"{where}: {codec} shards decode only on a GPU (DALI's CPU decoder reads VP8, VP9 and MJPEG); "
             f"use --device gpu on a GPU machine, or re-run `actnet prepare` with --codec vp9"
@@ -89,9 +106,10 @@ def make_loader(
     from actnet.data.dali import DaliLoader
 
     shards = ShardSet(url, set_name)
-    device = resolve_device(cfg.device, shards.codec, shards.storage.url(f"{set_name}.info.json"))
+    where = shards.storage.url(f"{set_name}.info.json")
+    device = resolve_device(cfg.device, shards.codec, where, shards.info.devices)
     stream = sample_stream(shards, kind, cfg, rank=rank, world=world, clips=clips)
-    return DaliLoader(stream, cfg, device, epoch=epoch)
+    return DaliLoader(stream, cfg, device, epoch=epoch, device_id=local_rank())
 
 
 def set_size(url: str, set_name: str) -> int:

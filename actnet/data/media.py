@@ -22,6 +22,7 @@ import ffmpeg
 import numpy as np
 
 from actnet.config import EncodeConfig
+from actnet.data.codecs import NVDEC_MIN_SIZE, at_least
 
 FFMPEG_TIMEOUT_S = 1800
 # libvpx-vp9 cpu-used -> x264 preset, so --speed means "faster, larger" for every codec.
@@ -164,6 +165,14 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return (target, other) if width <= height else (other, target)
 
 
+def stored_size(width: int, height: int, cfg: EncodeConfig) -> tuple[int, int]:
+    """The frame size prepare stores a ``width`` x ``height`` video at: :func:`output_size`, then, with
+    ``--small-videos upscale``, scaled up to the smallest frame NVDEC decodes in the codec (this wins over a
+    ``--short-side`` cap below it)."""
+    size = output_size(width, height, cfg.short_side)
+    return at_least(*size, NVDEC_MIN_SIZE[cfg.codec]) if cfg.small_videos == "upscale" else size
+
+
 def _encoder_args(cfg: EncodeConfig) -> dict:
     q = cfg.quality
     if cfg.codec == "vp9":
@@ -187,7 +196,7 @@ def _encoder_args(cfg: EncodeConfig) -> dict:
 def _canonical_video(src: str | Path, source: SourceInfo, cfg: EncodeConfig):
     """The first video stream at prepare's frame rate and size (the filter chain every stored video went through)."""
     fps = cfg.output_fps(source.fps)
-    width, height = output_size(source.width, source.height, cfg.short_side)
+    width, height = stored_size(source.width, source.height, cfg)
     return (
         ffmpeg.input(str(src))["v:0"]
         .filter("fps", fps=f"{fps.numerator}/{fps.denominator}")
@@ -218,7 +227,7 @@ def decode_rgb(src: str | Path, cfg: EncodeConfig) -> tuple[np.ndarray, float]:
     that frame rate: raw files get what shards hold, without a shard in between (``actnet predict``)."""
     source = probe(src)
     fps = cfg.output_fps(source.fps)
-    width, height = output_size(source.width, source.height, cfg.short_side)
+    width, height = stored_size(source.width, source.height, cfg)
     # YUV -> RGB as close to DALI's decoder as swscale gets (measured: mean 0.35, max 11 levels on VP9 test clips;
     # swscale's default chroma handling differs by 3 / 90)
     rgb = _canonical_video(src, source, cfg).filter("scale", flags=RGB_FLAGS).filter("format", "rgb24")
@@ -353,7 +362,7 @@ def accept(source: SourceInfo, encoded_frames: int, decoded: int, cfg: EncodeCon
         expected = source.num_frames / source.fps * fps
         if decoded < 0.9 * expected - 1:
             raise MediaError(f"truncated or corrupt: {decoded} of about {int(expected)} frames decodable")
-    width, height = output_size(source.width, source.height, cfg.short_side)
+    width, height = stored_size(source.width, source.height, cfg)
     return EncodedInfo(codec=cfg.codec, width=width, height=height, fps=fps, num_frames=decoded)
 
 

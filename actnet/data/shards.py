@@ -218,6 +218,7 @@ class ShardSetInfo:
     manifest_sha256: str
     labeled: dict | None = None  # for labeled sets: spec, seed, number of keys
     actnet_version: str = ""
+    devices: list[str] | None = None  # DALI decoders that read every video: cpu and/or gpu (None: not recorded)
     format: str = INFO_FORMAT
     extra: dict = field(default_factory=dict)
 
