@@ -39,7 +39,7 @@ from nvidia.dali.plugin.pytorch import feed_ndarray
 from nvidia.dali.tensors import TensorGPU
 
 from actnet.config import AugmentConfig, ClipConfig, LoaderConfig
-from actnet.data.batch import Batch, view_names
+from actnet.data.batch import Batch, Loader, view_names
 from actnet.data.codecs import CPU_DECODER_CODECS
 from actnet.data.sampling import Job, SampleStream
 from actnet.errors import ActnetError, RunFailed
@@ -192,7 +192,7 @@ def _build(graph, **kwargs) -> Pipeline:
     return pipe
 
 
-class DaliLoader:
+class DaliLoader(Loader):
     """Batches of one stream (``labeled``, ``unlabeled`` or ``eval``) as torch tensors, decoded by DALI.
 
     Training streams are endless (take ``steps_per_epoch`` batches per epoch); evaluation streams end after
@@ -202,51 +202,12 @@ class DaliLoader:
     def __init__(
         self, stream: SampleStream, cfg: LoaderConfig, device: str = "cpu", *, epoch: int = 0, device_id: int = 0
     ):
-        self.stream, self.cfg, self.device, self.epoch = stream, cfg, device, epoch
+        super().__init__(stream)
+        self.cfg, self.device, self.epoch = cfg, device, epoch
         self.device_id = device_id  # the GPU the pipelines and their tensors live on (torchrun: LOCAL_RANK)
         self.models = list(stream.clips)
-        self.bad: list[dict] = []  # {"key", "shard", "error"} of every sample left out
         self._rebuilds = 0
         self._probes: list[str | None] = []  # every probe's outcome: None (decodes) or the decoder's message
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.stream.steps_per_epoch
-
-    @property
-    def kind(self) -> str:
-        return self.stream.kind
-
-    @property
-    def batch_size(self) -> int:
-        return self.stream.batch_size
-
-    @property
-    def num_samples(self) -> int:
-        """Samples in the shard set (all ranks)."""
-        return len(self.stream.shards)
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.stream.shards.info.classes)
-
-    @property
-    def encode(self) -> dict:
-        """How the set's videos were encoded (prepare's EncodeConfig, as plain data)."""
-        return dict(self.stream.shards.info.encode)
-
-    @property
-    def bad_ids(self) -> list[int]:
-        """Ids of the samples found bad so far (a checkpoint keeps them; see :meth:`skip`)."""
-        return sorted(self.stream.bad)
-
-    def skip(self, ids) -> None:
-        """Leave these samples out from now on, as if they had been found bad (a resumed run's checkpoint)."""
-        self.stream.bad.update(ids)
-
-    def close(self) -> None:
-        """Stop the threads reading samples ahead."""
-        self.stream.close()
 
     # ------------------------------------------------------------------------------------------------ graph
 

@@ -100,9 +100,9 @@ def make_loader(
 ):
     """A DALI loader over ``<url>/<set_name>`` for one stream; ``clips`` defaults to the config's models.
 
-    It yields :class:`Batch` objects and exposes ``classes``, ``encode``, ``num_samples``, ``steps_per_epoch``,
-    ``bad`` (the samples left out, with their reasons), ``bad_ids`` / ``skip(ids)`` (for checkpoints) and
-    ``close()``."""
+    It yields :class:`Batch` objects and tells what :class:`~actnet.data.batch.Loader` says: ``classes``,
+    ``encode``, ``num_samples``, ``steps_per_epoch``, ``bad`` (the samples left out, with their reasons),
+    ``bad_ids`` / ``skip(ids)`` (for checkpoints) and ``close()``."""
     from actnet.data.dali import DaliLoader
 
     shards = ShardSet(url, set_name)
