@@ -22,6 +22,14 @@ def dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def finish_distributed() -> None:
+    """Leave torchrun's process group together: every rank waits for the others, then the group is destroyed (a
+    rank that exits while another still works in the group can abort the whole job)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def local_rank() -> int:
     """This process's index among the processes of its node (torchrun's ``LOCAL_RANK``): its GPU."""
     return int(os.environ.get("LOCAL_RANK", 0))
@@ -49,14 +57,29 @@ def setup_distributed(device: torch.device) -> tuple[int, int]:
     return dist_info()
 
 
+class _Gather(torch.autograd.Function):
+    """All ranks' tensors concatenated; the backward pass sums every rank's gradient for this rank's rows."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # each rank's loss reaches every rank's rows
+        rows = grad.shape[0] // dist.get_world_size()
+        return grad[dist.get_rank() * rows : (dist.get_rank() + 1) * rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Every rank's ``x`` (the same shape on all ranks), concatenated in rank order along the first dimension, with
     gradients flowing back to the rank each part came from. A no-op in a single process."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x))
+    return _Gather.apply(x)
 
 
 def mean_across_ranks(x: torch.Tensor) -> torch.Tensor:

@@ -238,6 +238,8 @@ out = {"rank": t.rank, "world": t.world, "seen": seen, "expected": expected, "ch
        "videos": report["videos"], "top1": report["models"]["ensemble"]["top1"], "steps": t.step}
 with open(os.path.join(t.run_dir, f"rank{t.rank}.json"), "w") as f:
     json.dump(out, f)
+torch.distributed.barrier()
+torch.distributed.destroy_process_group()
 """
 
 
@@ -333,6 +335,8 @@ if rank == 0:  # the same step in one process on all 2B clips
     }
     with open(os.path.join(out_dir, f"{negatives}.json"), "w") as f:
         json.dump(report, f)
+torch.distributed.barrier()  # rank 1 waits for rank 0's reference before the group goes away
+torch.distributed.destroy_process_group()
 """
 
 

@@ -42,6 +42,7 @@ def train_command(
         ),
     ] = None,
 ):
+    from actnet.runtime import finish_distributed
     from actnet.train import resolve_training, run_training
 
     options = {
@@ -58,6 +59,7 @@ def train_command(
     if not cfg.data.url:
         raise ActnetError("--data is required (a folder written by `actnet prepare`, e.g. shards/ucf101/split1)")
     run_training(cfg, checkpoint, echo=out.print)
+    finish_distributed()  # after a failure torchrun ends the other ranks; waiting for them could hang
 
 
 @app.command("evaluate", help="Multi-view top-1/top-5 of both models and their ensemble, from a checkpoint.")
@@ -75,10 +77,10 @@ def evaluate_command(
 ):
     from actnet.config import EvalConfig
     from actnet.evaluate import evaluate_checkpoint
-    from actnet.runtime import dist_info, model_device, setup_distributed
+    from actnet.runtime import finish_distributed, model_device, setup_distributed
     from actnet.tables import report_table
 
-    setup_distributed(model_device(device.value if device else "auto"))
+    rank, _ = setup_distributed(model_device(device.value if device else "auto"))
     report = evaluate_checkpoint(
         checkpoint,
         data=data,
@@ -88,7 +90,8 @@ def evaluate_command(
         use_ema=ema,
         out=out_dir,
     )
-    if dist_info()[0] == 0:
+    finish_distributed()
+    if rank == 0:
         title = f"{report['set']}: {report['videos']} videos, {report['views']} views, step {report['step']}"
         out.print(report_table(report, title))
         if report["skipped"]:
