@@ -7,6 +7,12 @@ import sys
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
+
+try:  # typer vendors click (0.2x on); older typers use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
 
 from actnet.errors import ActnetError
 from actnet.progress import RichSink
@@ -14,7 +20,32 @@ from actnet.progress import RichSink
 console = Console(stderr=True)  # progress, warnings and errors
 out = Console(width=None if sys.stdout.isatty() else 120)  # results; pipes and logs get whole tables, not 80 columns
 
+class OneLineErrors(TyperGroup):
+    """The root command group: a usage error (an unknown option, a value not among the choices, a missing
+    argument) is one ``error:`` line naming the flag and the command's help, like every other actnet error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError:  # the help was printed
+            sys.exit(2)
+        except click_errors.UsageError as err:
+            where = err.ctx.command_path if err.ctx is not None else "actnet"
+            error_line(f"{err.format_message()} (see {where} --help)")
+            sys.exit(err.exit_code)
+        except click_errors.ClickException as err:
+            error_line(err.format_message())
+            sys.exit(err.exit_code)
+        except click_errors.Abort:
+            error_line("interrupted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
