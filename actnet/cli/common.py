@@ -20,6 +20,7 @@ from actnet.progress import RichSink
 console = Console(stderr=True)  # progress, warnings and errors
 out = Console(width=None if sys.stdout.isatty() else 120)  # results; pipes and logs get whole tables, not 80 columns
 
+
 class OneLineErrors(TyperGroup):
     """The root command group: a usage error (an unknown option, a value not among the choices, a missing
     argument) is one ``error:`` line naming the flag and the command's help, like every other actnet error."""

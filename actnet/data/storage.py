@@ -5,18 +5,45 @@ file is written under a hidden temporary name and renamed (:mod:`actnet.files`);
 its PUT completes.
 So a reader never sees half an object, and "complete" is signalled by writing a marker object last.
 
-S3 uses boto3's default credential chain; ``AWS_ENDPOINT_URL`` points it at any S3-compatible server.
+S3 uses boto3's default credential chain; ``AWS_ENDPOINT_URL`` points it at any S3-compatible server. Every S3
+call goes through :meth:`S3Storage._call`, the one place that bounds its time and names its failure: each request
+may take ``read_timeout`` seconds and is tried three times, so a hung or stopped endpoint ends the call within
+``ACTNET_S3_TIMEOUT`` seconds (default 60) with a :class:`StorageError` naming the endpoint, bucket and key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from actnet.errors import ActnetError
+from actnet.errors import ActnetError, RunFailed
 from actnet.files import atomic_write, move_into_place
+
+S3_TIMEOUT_ENV = "ACTNET_S3_TIMEOUT"
+S3_TIMEOUT_DEFAULT = 60.0
+S3_ATTEMPTS = 3  # botocore's "standard" retries back off at most 1 + 2 s between them
+_BACKOFF_S = 3.0
+
+
+class StorageError(RunFailed):
+    """An object-storage request that failed or ran out of time; the message names the endpoint and bucket."""
+
+
+def s3_timeout() -> float:
+    """Seconds within which any S3 call succeeds or fails (``ACTNET_S3_TIMEOUT``, default 60)."""
+    text = os.environ.get(S3_TIMEOUT_ENV, "")
+    if not text:
+        return S3_TIMEOUT_DEFAULT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ActnetError(f"{S3_TIMEOUT_ENV}={text!r}: give a positive number of seconds")
+    return max(value, 3 * _BACKOFF_S / 2)
 
 
 def is_remote(url: str) -> bool:
@@ -96,11 +123,32 @@ class S3Storage:
 
     @property
     def client(self):
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
+        with _CLIENT_LOCK:
+            if self._client is None:
+                self._client = _new_client()
         return self._client
+
+    @property
+    def endpoint(self) -> str:
+        try:
+            return self.client.meta.endpoint_url
+        except Exception:  # no region, a bad endpoint URL: the call itself will say
+            return os.environ.get("AWS_ENDPOINT_URL", "the default AWS endpoint")
+
+    def _call(self, what: str, rel: str, fn, *, missing_ok: bool = False):
+        """``fn()``, with every botocore failure turned into one :class:`StorageError` line naming ``rel``."""
+        try:
+            return fn()
+        except StorageError:
+            raise
+        except Exception as err:  # botocore's exceptions do not share one base class with urllib3's
+            message = describe_s3_error(err)
+            if message is None:
+                raise
+            if missing_ok and message == "no such object":
+                return None
+            where = self.url(rel) if rel else self.url()
+            raise StorageError(f"{where}: {message} (endpoint {self.endpoint}, {what})") from None
 
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
@@ -115,54 +163,135 @@ class S3Storage:
         return child
 
     def exists(self, rel: str) -> bool:
-        from botocore.exceptions import ClientError
+        found = self._call(
+            "HEAD", rel, lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(rel)), missing_ok=True
+        )
+        if found is None:
+            self._check_bucket()
+        return found is not None
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+    def _check_bucket(self) -> None:
+        """A missing key and a missing bucket both answer a HEAD with a bare 404: tell them apart, once."""
+        if not getattr(self, "_bucket_seen", False):
+            self._call("HEAD bucket", "", lambda: self.client.head_bucket(Bucket=self.bucket))
+            self._bucket_seen = True
 
     def read_bytes(self, rel: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+        return self._call("GET", rel, lambda: self._get(rel).read())
+
+    def _get(self, rel: str, **kwargs):
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel), **kwargs)["Body"]
 
     def open_read(self, rel: str) -> BinaryIO:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"]
+        return _Body(self, rel, self._call("GET", rel, lambda: self._get(rel)))
 
     def read_range(self, rel: str, start: int, length: int) -> bytes:
         """``length`` bytes from offset ``start``: one ranged GET."""
         rng = f"bytes={start}-{start + length - 1}"
-        data = self.client.get_object(Bucket=self.bucket, Key=self._key(rel), Range=rng)["Body"].read()
+        data = self._call("ranged GET", rel, lambda: self._get(rel, Range=rng).read())
         if len(data) != length:
             raise ActnetError(f"{self.url(rel)}: truncated (wanted bytes {start}..{start + length})")
         return data
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data)
+        self._call("PUT", rel, lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data))
 
     def put_file(self, local: str | Path, rel: str) -> None:
-        self.client.upload_file(str(local), self.bucket, self._key(rel))
+        self._call("upload", rel, lambda: self.client.upload_file(str(local), self.bucket, self._key(rel)))
         os.unlink(local)
 
     def list(self, prefix: str = "") -> list[str]:
         full = self._key(prefix.rstrip("/") + "/") if prefix else (self.prefix + "/" if self.prefix else "")
-        names = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"]
-                names.append(rel)
-        return sorted(names)
+
+        def listing() -> list[str]:
+            names = []
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                for obj in page.get("Contents", []):
+                    names.append(obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"])
+            return sorted(names)
+
+        return self._call("LIST", prefix, listing)
 
     def delete(self, rel: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(rel))
+        self._call("DELETE", rel, lambda: self.client.delete_object(Bucket=self.bucket, Key=self._key(rel)))
 
     def staging_dir(self) -> Path:
         base = Path(self._work_dir or Path.home() / ".cache" / "actnet" / "staging").expanduser()
         path = base / hashlib.sha256(self.url().encode()).hexdigest()[:16]
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+_CLIENT_LOCK = threading.Lock()
+
+
+def _new_client():
+    """An S3 client of its own session (so it sees the environment as it is now), with bounded requests."""
+    import boto3
+    from botocore.config import Config
+
+    per_try = (s3_timeout() - _BACKOFF_S) / S3_ATTEMPTS
+    config = Config(
+        connect_timeout=min(10.0, per_try),
+        read_timeout=per_try,
+        retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"},
+        max_pool_connections=32,
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+class _Body:
+    """A streaming GET body whose reads fail like every other S3 call (one line, bounded time)."""
+
+    def __init__(self, storage: S3Storage, rel: str, body):
+        self._storage, self._rel, self._body = storage, rel, body
+
+    def read(self, size: int = -1) -> bytes:
+        return self._storage._call("GET", self._rel, lambda: self._body.read(size if size >= 0 else None))
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def describe_s3_error(err: Exception) -> str | None:
+    """What an S3 failure means, in a few words; None for an exception that is not about S3."""
+    from botocore import exceptions as bx
+
+    if isinstance(err, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return "no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+    if isinstance(err, bx.NoRegionError):
+        return "no region (set AWS_DEFAULT_REGION)"
+    if isinstance(err, bx.ConnectTimeoutError):
+        return f"no connection within the time limit ({S3_TIMEOUT_ENV}={s3_timeout():g} s in all)"
+    if isinstance(err, bx.ReadTimeoutError):
+        return f"no answer within the time limit ({S3_TIMEOUT_ENV}={s3_timeout():g} s in all)"
+    if isinstance(err, bx.EndpointConnectionError | bx.ConnectionClosedError):
+        return "cannot connect (connection refused or closed; is the endpoint right and the server up?)"
+    if isinstance(err, bx.ClientError):
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code == "NoSuchBucket" or (code == "404" and err.operation_name == "HeadBucket"):
+            return "no such bucket"
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return "no such object"
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
+            return f"access denied ({code}; check the credentials and the bucket's policy)"
+        return f"{code or 'error'}: {error.get('Message') or err}"
+    if isinstance(err, bx.BotoCoreError):
+        return str(err).splitlines()[0] if str(err) else type(err).__name__
+    try:
+        from urllib3.exceptions import HTTPError as Urllib3Error
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(err, Urllib3Error):  # a streamed body read that timed out or lost its connection
+        return f"the transfer broke off ({type(err).__name__}; {S3_TIMEOUT_ENV}={s3_timeout():g} s in all)"
+    return None
 
 
 Storage = LocalStorage | S3Storage

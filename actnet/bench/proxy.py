@@ -1,0 +1,102 @@
+"""A TCP proxy on 127.0.0.1 that makes a local server behave like a far one, or like a broken one.
+
+Put it in front of the local S3 server (``AWS_ENDPOINT_URL=proxy.url``) to add ``latency_ms`` to every request
+(each chunk a client sends waits that long before it is forwarded), cap the bytes per second coming back, or
+break the endpoint on purpose: ``hang()`` keeps accepting connections but answers nothing, ``stop()`` refuses
+them. Used by the tests of failures and by the storage benchmark; no external service.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+
+class Proxy:
+    def __init__(self, target: str, latency_ms: float = 0.0, bytes_per_s: float = 0.0):
+        host, _, port = target.removeprefix("http://").rstrip("/").partition(":")
+        self.target = (host, int(port or 80))
+        self.latency_ms, self.bytes_per_s = latency_ms, bytes_per_s
+        self.requests = 0
+        self._hung = threading.Event()
+        self._closed = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hang(self) -> None:
+        """From now on, accept and read but never answer (a hung endpoint)."""
+        self._hung.set()
+
+    def stop(self) -> None:
+        """Close the port and every connection (a stopped endpoint: connections are refused)."""
+        self._closed.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone does not on Linux
+        except OSError:
+            pass
+        self._listener.close()
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.append(client)
+            if self._hung.is_set():
+                continue  # held open, never answered
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns.append(server)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                while self._hung.is_set() and not self._closed.is_set():
+                    time.sleep(0.05)  # swallow: nothing more gets through
+                if upstream:
+                    self.requests += 1
+                    if self.latency_ms:
+                        time.sleep(self.latency_ms / 1000)
+                elif self.bytes_per_s:
+                    time.sleep(len(data) / self.bytes_per_s)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
