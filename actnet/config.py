@@ -216,6 +216,7 @@ class PrepareOptions:
     max_reject_fraction: float = 0.05
     work_dir: str | None = None  # local staging for remote outputs; default ~/.cache/actnet/staging
     verify_batch: int = 8  # encoded videos verified per ffmpeg run (an ffmpeg start costs ~70 ms of CPU)
+    rehash: bool = False  # a rerun also checks the sha256 of the shards it keeps (not only sizes and indices)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 

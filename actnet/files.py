@@ -2,15 +2,18 @@
 
 Everything actnet finishes (checkpoints, reports, exported models, shard-set files) is written under a hidden
 temporary name in the destination's own folder, flushed to disk, and renamed over the destination: a reader never
-sees half a file, and a kill leaves at most a hidden ``.<name>.*.tmp`` beside it.
+sees half a file, and a kill leaves at most a hidden ``.<name>.<pid>.<random>.tmp`` beside it, which the next run
+in that folder removes (:func:`clean_orphans`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ``path``; when the block raises, it is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -65,3 +68,38 @@ def move_into_place(src: str | Path, dest: str | Path) -> None:
         with atomic_path(dest) as tmp:
             shutil.copyfile(src, tmp)
         os.unlink(src)
+
+
+_TEMP = re.compile(r"^\..+?(?:\.(\d+))?\.[A-Za-z0-9_]+\.tmp$")
+LEGACY_TEMP_AGE_S = 600  # temporaries from before the pid was in the name: removed once this old
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_orphans(folder: str | Path) -> list[Path]:
+    """Remove the temporaries :func:`atomic_path` left in ``folder`` when a process was killed mid-write (their
+    process is gone); returns what was removed. Temporaries of live processes on this machine are left alone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        m = _TEMP.match(path.name)
+        if m is None or not path.is_file():
+            continue
+        pid = m.group(1)
+        stale = not _alive(int(pid)) if pid else time.time() - path.stat().st_mtime > LEGACY_TEMP_AGE_S
+        if stale:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

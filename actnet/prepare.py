@@ -13,9 +13,10 @@ Output layout, under ``<out>/<dataset>/<split>/`` (a local folder or ``s3://buck
 How a run stays safe to interrupt: videos are encoded in a fixed, seeded order (so shards mix classes) by
 ``--workers`` parallel jobs, each encoding a few consecutive videos and then verifying them in one ffmpeg run.
 Each shard is assembled in a staging folder, moved into place (a rename, or an S3 upload), and only then is
-its ``_done`` marker written. A rerun skips every video recorded
-in a marker and continues with the next shard, so finished shards are never redone and nothing half-written
-is ever taken for complete. A shard set is complete when its ``info.json`` exists; it is written last.
+its ``_done`` marker written (:mod:`actnet.encoding`). A rerun keeps every finished shard that still checks out
+(size and index; with ``--rehash`` also its sha256), encodes a damaged one again under its own name, and continues
+with the videos not yet done, so nothing half-written or damaged is ever taken for complete. A shard set is
+complete when its ``info.json`` exists; it is written last. Temporaries of a killed run are removed.
 
 With ``--part i/k`` each machine encodes every k-th video into its own shards (``train-p2of4-000000.tar``),
 and ``actnet prepare merge`` writes the manifests, labeled subsets and info files once all parts are done.
@@ -24,21 +25,16 @@ and ``actnet prepare merge`` writes the manifests, labeled subsets and info file
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from actnet import __version__
 from actnet.config import EncodeConfig, PrepareOptions, ShardConfig
 from actnet.data.codecs import decoders_for
-from actnet.data.manifest import Candidate, Skipped, dump_jsonl, manifest_row, sha256_bytes, stable_rank
-from actnet.data.media import MediaError, SourceInfo, accept, encode, verify_many
+from actnet.data.manifest import Candidate, Skipped, dump_jsonl, sha256_bytes, stable_rank
 from actnet.data.shards import (
     ShardRecord,
     ShardRoller,
@@ -46,14 +42,15 @@ from actnet.data.shards import (
     ShardWriter,
     info_name,
     iter_samples,
-    sample_members,
-    sha256_file,
+    read_set_info,
     shard_name,
 )
 from actnet.data.sources import SourceListing
 from actnet.data.splits import LabeledSpec, list_spec, parse_labeled, select_labeled
-from actnet.data.storage import Storage, open_storage
+from actnet.data.storage import LocalStorage, Storage, open_storage
+from actnet.encoding import damaged_shards, done_markers, encode_set, publish
 from actnet.errors import ActnetError
+from actnet.files import clean_orphans
 from actnet.progress import ProgressSink
 
 PLAN_FORMAT = "actnet.prepare/1"
@@ -101,20 +98,6 @@ def part_of(candidates: list[Candidate], part: tuple[int, int]) -> list[Candidat
     return candidates[i - 1 :: k]
 
 
-def _ordered_map(pool: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator[tuple]:
-    """``(item, fn(item))`` in input order with at most ``window`` jobs in flight."""
-    pending: deque = deque()
-    it = iter(items)
-    for item in islice(it, window):
-        pending.append((item, pool.submit(fn, item)))
-    while pending:
-        item, future = pending.popleft()
-        result = future.result()
-        for nxt in islice(it, 1):
-            pending.append((nxt, pool.submit(fn, nxt)))
-        yield item, result
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Plan
 
@@ -151,119 +134,6 @@ def _check_plan(storage: Storage, plan: dict) -> None:
                 )
     else:
         storage.write_bytes("plan.json", (json.dumps(plan, indent=1, sort_keys=True) + "\n").encode())
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Encoding one shard set (one part of it)
-
-
-def _done_markers(storage: Storage) -> dict[str, dict]:
-    return {Path(name).stem: json.loads(storage.read_bytes(name)) for name in storage.list("_done")}
-
-
-def _encode_chunk(chunk: list[Candidate], staging: Path, cfg: EncodeConfig) -> list[dict]:
-    """Encode a few videos one after another, then verify them all in one ffmpeg run; an outcome per video."""
-    encoded: dict[int, tuple[Path, SourceInfo, int]] = {}  # position in the chunk -> (file, probe, frames)
-    outcomes: list[dict] = [{} for _ in chunk]
-    for i, candidate in enumerate(chunk):
-        dst = staging / f"{candidate.key}.{cfg.extension}"
-        try:
-            encoded[i] = (dst, *encode(candidate.path, dst, cfg))
-        except MediaError as err:
-            outcomes[i] = {"reject": str(err)}
-            dst.unlink(missing_ok=True)
-    counts = verify_many([dst for dst, _, _ in encoded.values()], cfg) if encoded else []
-    for (i, (dst, source, frames)), decoded in zip(encoded.items(), counts):
-        try:
-            if isinstance(decoded, MediaError):
-                raise decoded
-            video = accept(source, frames, decoded, cfg)
-        except MediaError as err:
-            outcomes[i] = {"reject": str(err)}
-            dst.unlink(missing_ok=True)
-            continue
-        row = manifest_row(chunk[i], source.manifest_fields())
-        outcomes[i] = {"file": str(dst), "row": row, "video": video.as_dict()}
-    return outcomes
-
-
-def _chunks(items: list, workers: int, most: int) -> list[list]:
-    """Consecutive runs of at most ``most`` items, at least two per worker when there are enough."""
-    size = max(1, min(most, -(-len(items) // (2 * workers))))
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _publish(storage: Storage, writer: ShardWriter, stem: str) -> ShardRecord:
-    """Move a closed, staged shard's tar and index into place; the caller writes the marker after."""
-    record = ShardRecord(
-        name=f"{stem}.tar",
-        index=f"{stem}.idx",
-        num_samples=writer.num_samples,
-        bytes=writer.tar_path.stat().st_size,
-        sha256=sha256_file(writer.tar_path),
-    )
-    storage.put_file(writer.tar_path, record.name)
-    storage.put_file(writer.index_path, record.index)
-    return record
-
-
-def _reject_row(candidate: Candidate, reason: str) -> dict:
-    return {"key": candidate.key, "path": candidate.relpath, "split": candidate.split, "reason": reason}
-
-
-def _encode_set(
-    storage: Storage,
-    set_name: str,
-    candidates: list[Candidate],
-    opts: PrepareOptions,
-    progress: ProgressSink,
-) -> int:
-    """Encode the videos of one set (this part's share) into shards; returns how many were encoded now."""
-    part = opts.part
-    stem_prefix = shard_name(set_name, 0, part)[: -len("000000")]
-    markers = {s: m for s, m in _done_markers(storage).items() if s.startswith(stem_prefix) and s[-6:].isdigit()}
-    finished = {r["key"] for m in markers.values() for r in m["rows"] + m["rejects"]}
-    todo = [c for c in candidates if c.key not in finished]
-    progress.start(f"{set_name}: encoding", len(candidates))
-    progress.advance(len(candidates) - len(todo))
-    if not todo:
-        return 0
-    first = 1 + max((int(s[-6:]) for s in markers), default=-1)
-    position = {c.key: p for p, c in enumerate(candidates)}
-    staging = storage.staging_dir() / stem_prefix.rstrip("-")
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of an interrupted run are never trusted
-    staging.mkdir(parents=True)
-    workers = opts.workers or os.cpu_count() or 1
-
-    rejects: list[dict] = []
-
-    def flush(writer: ShardWriter | None, stem: str, rows: list[dict]) -> None:
-        record = _publish(storage, writer, stem) if writer is not None else None
-        marker = {"shard": asdict(record) if record else None, "rows": rows, "rejects": list(rejects)}
-        storage.write_bytes(f"_done/{stem}.json", json.dumps(marker, sort_keys=True).encode())  # last: "done"
-        rejects.clear()
-
-    roller = ShardRoller(staging, opts.shards, len(candidates), lambda i: shard_name(set_name, i, part), flush, first)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        job = lambda chunk: _encode_chunk(chunk, staging, opts.encode)  # noqa: E731
-        done = _ordered_map(pool, job, _chunks(todo, workers, opts.verify_batch), window=2 * workers)
-        for candidate, outcome in ((c, o) for chunk, outcomes in done for c, o in zip(chunk, outcomes)):
-            progress.advance()
-            if "reject" in outcome:
-                rejects.append(_reject_row(candidate, outcome["reject"]))
-                continue
-            video = Path(outcome["file"])
-            row = outcome["row"] | {"video": outcome["video"]}
-            members = sample_members(candidate.key, candidate.label, row, video.read_bytes(), opts.encode.extension)
-            roller.add(candidate.key, members, position[candidate.key], note=row)
-            video.unlink()
-        if roller.is_open or rejects:
-            roller.flush()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(staging, ignore_errors=True)
-    return len(todo)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -337,7 +207,7 @@ def _copy_labeled(
     records: list[ShardRecord] = []
 
     def flush(writer: ShardWriter, stem: str, _) -> None:
-        records.append(_publish(storage, writer, stem))
+        records.append(publish(storage, writer, stem))
 
     roller = ShardRoller(staging, ShardConfig(**plan["shards"]), len(keys), lambda i: shard_name(set_name, i), flush)
     copied = 0
@@ -365,13 +235,14 @@ def finalize(
     seed: int,
     manifests_dir: str | None,
     progress: ProgressSink | None = None,
+    rehash: bool = False,
 ) -> PrepareSummary:
     """Write manifests, rejects, info files and labeled subsets once every part of every set is encoded."""
     progress = progress or ProgressSink()
     if not storage.exists("plan.json"):
         raise ActnetError(f"{storage.url()}: no plan.json here; is this a folder written by actnet prepare?")
     plan = _read_plan(storage)
-    markers = _done_markers(storage)
+    markers = done_markers(storage)
     parts = plan["parts"]
     missing_parts = [i for i in range(1, parts + 1) if f"part-{i}of{parts}" not in markers]
     if missing_parts:
@@ -413,8 +284,12 @@ def finalize(
         key_list = ("\n".join(keys) + "\n").encode()
         list_name = f"manifests/{set_name}.txt"
         if storage.exists(info_name(set_name)):
-            old = ShardSetInfo.from_json(storage.read_bytes(info_name(set_name)))
-            if old.manifest_sha256 == sha256_bytes(key_list):
+            old = read_set_info(storage, set_name)
+            kept = {Path(r.name).stem: r for r in old.shards}
+            damaged = damaged_shards(storage, kept, old.extension, rehash)
+            for problem in damaged.values():
+                progress.note(f"{problem}: copying {set_name} again")
+            if old.manifest_sha256 == sha256_bytes(key_list) and not damaged:
                 summary.sets[set_name] = {
                     "samples": old.num_samples,
                     "shards": len(old.shards),
@@ -450,22 +325,31 @@ def prepare(listing: SourceListing, opts: PrepareOptions, progress: ProgressSink
         raise ActnetError(f"--root {listing.root}: no videos found to prepare")
     storage = open_storage(opts.out, opts.work_dir).child(f"{listing.dataset}/{listing.split}")
     _check_plan(storage, _plan(listing, opts))
+    _clean_orphans(storage, progress)
     i, k = opts.part
     encoded = 0
     for set_name in SETS:
         mine = part_of(order_for_shards(listing.of_split(set_name), opts.seed), opts.part)
-        encoded += _encode_set(storage, set_name, mine, opts, progress)
+        encoded += encode_set(storage, set_name, mine, opts, progress)
     marker = {"skipped": [_skipped_row(s) for s in listing.skipped]}
     storage.write_bytes(f"_done/part-{i}of{k}.json", json.dumps(marker, sort_keys=True).encode())
     if k > 1:
         summary = PrepareSummary(storage.url(), listing.dataset, listing.split, complete=False)
         summary.encoded_now = encoded
     else:
-        summary = finalize(storage, labeled, opts.seed, opts.manifests, progress)
+        summary = finalize(storage, labeled, opts.seed, opts.manifests, progress, opts.rehash)
         summary.encoded_now = encoded
     summary.seconds = time.monotonic() - started
     _remove_if_empty(storage.staging_dir())
     return summary
+
+
+def _clean_orphans(storage: Storage, progress: ProgressSink) -> None:
+    """Temporaries an earlier run left when it was killed mid-write (local outputs; S3 has none)."""
+    if isinstance(storage, LocalStorage):
+        removed = [p for sub in ("", "manifests", "_done") for p in clean_orphans(storage.root / sub)]
+        if removed:
+            progress.note(f"{storage.url()}: removed {len(removed)} temporary file(s) of an interrupted run")
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -21,6 +21,9 @@ class ProgressSink:
 
     def advance(self, n: int = 1) -> None: ...
 
+    def note(self, message: str) -> None:
+        """Something the user should read (a repaired shard, a cleaned-up file); this base drops it."""
+
     def close(self) -> None: ...
 
 
@@ -63,6 +66,16 @@ class RichSink(ProgressSink):
 
     def advance(self, n: int = 1) -> None:
         self.bar.advance(self.task, n)
+
+    def note(self, message: str) -> None:
+        from rich.text import Text
+
+        target = self.bar.console if self.bar is not None else self.console
+        if target is None:
+            from rich.console import Console
+
+            target = Console(stderr=True)
+        target.print(Text("note: ", style="yellow") + Text(message), soft_wrap=True)
 
     def close(self) -> None:
         if self.bar is not None:

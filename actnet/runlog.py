@@ -8,12 +8,18 @@ from pathlib import Path
 
 import torch
 
+from actnet.files import atomic_write
+
 
 class Metrics:
     """metrics.jsonl (one JSON object a line) and TensorBoard scalars under ``tb/``, written by rank 0."""
 
-    def __init__(self, run_dir: Path, enabled: bool):
+    def __init__(self, run_dir: Path, enabled: bool, step: int = 0):
+        """Records past ``step`` (the checkpoint a run resumes from, 0 for a new run) were logged by a run that was
+        killed before saving them: they are dropped, so the resumed run does not log those steps twice."""
         self.enabled = enabled
+        if enabled:
+            truncate_metrics(run_dir / "metrics.jsonl", step)
         self.file = open(run_dir / "metrics.jsonl", "a") if enabled else None  # noqa: SIM115
         self.tb = None
         if enabled:
@@ -34,6 +40,25 @@ class Metrics:
         if self.enabled:
             self.file.close()
             self.tb.close()
+
+
+def truncate_metrics(path: Path, step: int) -> int:
+    """Keep the records of ``path`` up to ``step`` (and drop a half-written last line); returns how many went."""
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines(keepends=True):
+        try:
+            record = json.loads(line) if line.endswith("\n") else None
+        except ValueError:
+            record = None
+        if record is not None and record.get("step", 0) <= step:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        atomic_write(path, "".join(kept))
+    return dropped
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -122,3 +122,14 @@ def doctor_table(checks: list, title: str) -> Table:
 
 
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+def verify_table(checks: list, title: str) -> Table:
+    """One row per shard set verified: shards, samples, size and what was wrong."""
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for column in ("set", "shards", "samples", "size", "result"):
+        table.add_column(column, justify="right" if column in ("shards", "samples", "size") else "left")
+    for c in checks:
+        result = "[green]ok[/]" if c.ok else f"[red]{len(c.problems)} damaged[/]"
+        table.add_row(c.set, str(c.shards), str(c.samples), decimal(c.bytes), result)
+    return table

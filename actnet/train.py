@@ -40,7 +40,7 @@ from actnet.config import RunConfig
 from actnet.data.loader import make_loader, set_size, steps_per_epoch
 from actnet.errors import ActnetError
 from actnet.evaluate import run_evaluation
-from actnet.files import atomic_write
+from actnet.files import atomic_write, clean_orphans
 from actnet.optim import make_optimizer, make_scheduler
 from actnet.plots import plot_curves
 from actnet.progress import progress_bar
@@ -292,8 +292,9 @@ class Trainer:
         if self.main:
             import yaml
 
+            clean_orphans(self.run_dir)  # temporaries of a run killed mid-write
             atomic_write(self.run_dir / "config.yaml", yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
-        self.metrics = Metrics(self.run_dir, self.main)
+        self.metrics = Metrics(self.run_dir, self.main, self.step)
         clips = (
             self.loader_cfg.batch_size * (1 + (self.loader_cfg.mu if "unlabeled" in self.loaders else 0))
         ) * self.world

@@ -186,7 +186,11 @@ def with_one_sample_changed(source: Path, set_name: str, out: Path, change) -> s
         writer.close()
         records.append(
             ShardRecord(
-                shard.name, shard.index, writer.num_samples, writer.bytes_written, sha256_file(out / shard.name)
+                shard.name,
+                shard.index,
+                writer.num_samples,
+                (out / shard.name).stat().st_size,
+                sha256_file(out / shard.name),
             )
         )
     (out / f"{set_name}.info.json").write_bytes(replace(info, shards=records).to_json())

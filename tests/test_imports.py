@@ -69,7 +69,7 @@ def test_data_flows_one_way():
     """The layers below import nothing from the layers above: data and models know nothing of training,
     evaluation, the benchmarks or the command line; only the command line imports the command line."""
     upper = ("actnet.train", "actnet.task", "actnet.evaluate", "actnet.predict", "actnet.export", "actnet.demo")
-    upper += ("actnet.checkpoint", "actnet.bench", "actnet.cli", "actnet.prepare")
+    upper += ("actnet.checkpoint", "actnet.bench", "actnet.cli", "actnet.prepare", "actnet.encoding", "actnet.verify")
     for name in MODULES:
         if in_package(name, "actnet.data") or in_package(name, "actnet.models") or name == "actnet.objectives":
             wrong = [m for m in actnet_imports(name) if any(in_package(m, u) for u in upper)]

@@ -7,15 +7,14 @@ import sys
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer import core as _typer_core
 from typer.core import TyperGroup
-
-try:  # typer vendors click (0.2x on); older typers use click itself
-    from typer._click import exceptions as click_errors
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_errors
 
 from actnet.errors import ActnetError
 from actnet.progress import RichSink
+
+# click's exceptions as this typer uses them: vendored as typer._click (0.2x on) or click itself (before)
+click_errors = (getattr(_typer_core, "_click", None) or _typer_core.click).exceptions
 
 console = Console(stderr=True)  # progress, warnings and errors
 out = Console(width=None if sys.stdout.isatty() else 120)  # results; pipes and logs get whole tables, not 80 columns

@@ -31,6 +31,28 @@ def inspect_command(
         out.print(f"contact sheet: {png}")
 
 
+@app.command("verify", help="Check shard sets against their info.json: sizes, indices, hashes, every video decodes.")
+@handle_errors
+def verify_command(
+    path: Annotated[str, typer.Argument(help="An <out>/<dataset>/<split> folder or s3:// prefix.")],
+    set_names: Annotated[list[str] | None, typer.Option("--set", help="Only this set (repeatable).")] = None,
+    quick: Annotated[bool, typer.Option(help="Sizes and indices only (what train and evaluate check).")] = False,
+):
+    from actnet.errors import RunFailed
+    from actnet.tables import verify_table
+    from actnet.verify import verify_output
+
+    checks = verify_output(path, set_names, quick, sink("samples"))
+    out.print(verify_table(checks, f"{path}: {'quick' if quick else 'full'} verification"))
+    problems = [p for c in checks for p in c.problems]
+    for problem in problems:
+        out.print(Text(problem, style="red"), soft_wrap=True)
+    if problems:
+        raise RunFailed(
+            f"{path}: {len(problems)} damaged shard(s); the same `actnet prepare` command with --rehash redoes them"
+        )
+
+
 @app.command("doctor", help="What this installation can do (torch, GPU, DALI decoders, ffmpeg, S3), with fixes.")
 @handle_errors
 def doctor_command():

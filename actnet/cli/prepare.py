@@ -61,6 +61,13 @@ PREPARE_OPTIONS = [
     _option("part", str, "1/1", help="Prepare part i of k (separate machines); then run 'actnet prepare merge'."),
     _option("max_reject_fraction", float, 0.05, help="Exit non-zero when more than this fraction is rejected."),
     _option("work_dir", Path | None, None, help="Local staging for s3:// outputs (default: ~/.cache/actnet/staging)."),
+    _option(
+        "rehash",
+        bool,
+        False,
+        "--rehash",
+        help="A rerun also hashes the shards it keeps (finds changed bytes; reads them all), not only sizes/indices.",
+    ),
 ]
 
 
@@ -94,6 +101,7 @@ def options_from_flags(flags: dict) -> PrepareOptions:
         part=parse_part(flags["part"]),
         max_reject_fraction=flags["max_reject_fraction"],
         work_dir=str(flags["work_dir"]) if flags["work_dir"] else None,
+        rehash=flags["rehash"],
         encode=encode,
         shards=shards,
     )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actnet.config import ClipConfig
-from actnet.data.shards import IndexEntry, ShardSetInfo, info_name, read_index
+from actnet.data.shards import IndexEntry, ShardDamaged, check_shard, info_name, read_set_info, read_text
 from actnet.data.storage import Storage, open_storage
 from actnet.errors import ActnetError
 
@@ -56,24 +56,26 @@ class ShardSet:
         if not self.storage.exists(info_name(set_name)):
             where = self.storage.url(info_name(set_name))
             raise ActnetError(f"{where}: no such shard set (was `actnet prepare` run, and did it finish?)")
-        self.info = ShardSetInfo.from_json(self.storage.read_bytes(info_name(set_name)))
+        self.info = read_set_info(self.storage, set_name)
         self.samples: list[SampleRef] = []
+        sizes = self.storage.sizes()
         for shard in self.info.shards:
-            where = self.storage.url(shard.index)
             try:
-                entries = read_index(self.storage.read_bytes(shard.index).decode(), where)
-            except ValueError as err:
-                raise ActnetError(str(err)) from None
-            if len(entries) != shard.num_samples:
-                raise ActnetError(f"{where}: lists {len(entries)} samples, info.json says {shard.num_samples}")
+                entries = check_shard(
+                    shard,
+                    sizes.get(shard.name),
+                    read_text(self.storage, shard.index, sizes),
+                    self.extension,
+                    self.storage.url,
+                )
+            except ShardDamaged as err:
+                raise ActnetError(
+                    f"{err}; `actnet verify {self.url}` checks the whole output, a rerun of prepare repairs it"
+                ) from None
             base = len(self.samples)
             self.samples += [self._ref(base + i, shard.name, e) for i, e in enumerate(entries)]
         if len(self.samples) != self.info.num_samples:
             raise ActnetError(f"{self.storage.url(info_name(set_name))}: shard counts do not add up to num_samples")
-        for s in self.samples:
-            for ext in ("cls", "json", self.info.extension):
-                if ext not in s.members:
-                    raise ActnetError(f"{self.storage.url(s.shard)}: sample {s.key} has no .{ext} member")
 
     @staticmethod
     def _ref(i: int, shard: str, entry: IndexEntry) -> SampleRef:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from actnet.config import ShardConfig
+from actnet.errors import ActnetError
 
 INDEX_VERSION = "v1.2"
 INFO_FORMAT = "actnet.shards/1"
@@ -164,26 +165,64 @@ def read_index(text: str, where: str = "index") -> list[IndexEntry]:
     lines = text.splitlines()
     head = lines[0].split() if lines else []
     if len(head) != 2 or head[0] != INDEX_VERSION or not head[1].isdigit():
-        raise ValueError(f"{where}: not a {INDEX_VERSION} webdataset index")
+        raise ShardDamaged(f"{where}: not a {INDEX_VERSION} webdataset index")
     entries = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split()
-        if not fields or len(fields) % 4:
-            raise ValueError(f"{where}: line {number} is malformed")
+        if not fields or len(fields) % 4 or not all(f.isdigit() for f in fields[1::4] + fields[2::4]):
+            raise ShardDamaged(f"{where}: line {number} is malformed")
         members, key = {}, None
         for ext, off, size, name in zip(*[iter(fields)] * 4):
             members[ext] = (int(off), int(size))
             key = name.rsplit("/", 1)[-1].partition(".")[0]
         entries.append(IndexEntry(key, members))
     if len(entries) != int(head[1]):
-        raise ValueError(f"{where}: header says {head[1]} samples, lists {len(entries)}")
+        raise ShardDamaged(f"{where}: header says {head[1]} samples, lists {len(entries)}")
+    return entries
+
+
+class ShardDamaged(ValueError):
+    """A shard or its index is not what the set's ``info.json`` (or a prepare marker) records; the message names it."""
+
+
+def check_shard(
+    record: ShardRecord, size: int | None, index_text: str | None, extension: str, where
+) -> list[IndexEntry]:
+    """The index entries of a shard, after checking what can be checked without reading the tar: the tar exists
+    with the recorded size, its index exists, parses, lists the recorded number of samples, each with its
+    ``.cls``, ``.json`` and video member, all lying inside the tar. ``size`` and ``index_text`` are None when
+    the file is missing; ``where(name)`` gives a file's URL for messages. Raises :class:`ShardDamaged`."""
+    tar, idx = where(record.name), where(record.index)
+    if size is None:
+        raise ShardDamaged(f"{tar}: missing")
+    if size != record.bytes:
+        raise ShardDamaged(
+            f"{tar}: {size} bytes, {record.bytes} recorded ({'truncated' if size < record.bytes else 'grown'})"
+        )
+    if index_text is None:
+        raise ShardDamaged(f"{idx}: missing index file")
+    entries = read_index(index_text, idx)
+    if len(entries) != record.num_samples:
+        raise ShardDamaged(f"{idx}: lists {len(entries)} samples, {record.num_samples} recorded")
+    for entry in entries:
+        for ext in ("cls", "json", extension):
+            if ext not in entry.members:
+                raise ShardDamaged(f"{idx}: sample {entry.key} has no .{ext} member")
+        start, length = entry.span
+        if start + length > size:
+            raise ShardDamaged(f"{idx}: sample {entry.key} lies past the end of {record.name}")
     return entries
 
 
 def sha256_file(path: str | Path) -> str:
+    return sha256_stream(open(path, "rb"))
+
+
+def sha256_stream(stream: BinaryIO) -> str:
+    """The sha256 of what ``stream`` holds (read in 1 MiB blocks, then closed)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+    with stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
@@ -237,6 +276,25 @@ class ShardSetInfo:
         raw.pop("num_classes", None)
         raw["shards"] = [ShardRecord(**s) for s in raw["shards"]]
         return cls(**raw)
+
+
+def read_set_info(storage, set_name: str) -> ShardSetInfo:
+    """The ``info.json`` of a set in ``storage``; one line naming it when it is not an actnet shard set's."""
+    where = storage.url(info_name(set_name))
+    try:
+        return ShardSetInfo.from_json(storage.read_bytes(info_name(set_name)))
+    except (ValueError, TypeError, KeyError) as err:  # JSON, missing or unknown fields
+        raise ActnetError(f"{where}: not a readable shard set description ({str(err).splitlines()[0][:120]})") from None
+
+
+def read_text(storage, rel: str, sizes: dict[str, int] | None = None) -> str | None:
+    """A small text file of ``storage`` (an index), or None when it is missing."""
+    if sizes is not None and rel not in sizes:
+        return None
+    try:
+        return storage.read_bytes(rel).decode(errors="replace")
+    except FileNotFoundError:
+        return None
 
 
 def info_name(set_name: str) -> str:

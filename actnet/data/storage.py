@@ -91,14 +91,18 @@ class LocalStorage:
 
     def list(self, prefix: str = "") -> list[str]:
         """Relative names of the files under ``prefix`` (a folder), sorted; hidden temporaries excluded."""
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix: str = "") -> dict[str, int]:
+        """``{relative name: bytes}`` of the files under ``prefix`` (a folder); hidden temporaries excluded."""
         base = self.root / prefix
         if not base.is_dir():
-            return []
-        names = []
+            return {}
+        found = {}
         for path in base.rglob("*"):
-            if path.is_file() and not path.name.startswith("."):
-                names.append(str(path.relative_to(self.root)))
-        return sorted(names)
+            if not path.name.startswith(".") and path.is_file():
+                found[str(path.relative_to(self.root))] = path.stat().st_size
+        return found
 
     def delete(self, rel: str) -> None:
         (self.root / rel).unlink(missing_ok=True)
@@ -201,14 +205,18 @@ class S3Storage:
         os.unlink(local)
 
     def list(self, prefix: str = "") -> list[str]:
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix: str = "") -> dict[str, int]:
+        """``{relative name: bytes}`` of the objects under ``prefix``: one paginated LIST, no request per object."""
         full = self._key(prefix.rstrip("/") + "/") if prefix else (self.prefix + "/" if self.prefix else "")
 
-        def listing() -> list[str]:
-            names = []
+        def listing() -> dict[str, int]:
+            found = {}
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 for obj in page.get("Contents", []):
-                    names.append(obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"])
-            return sorted(names)
+                    found[obj["Key"][len(self.prefix) + 1 :] if self.prefix else obj["Key"]] = int(obj["Size"])
+            return found
 
         return self._call("LIST", prefix, listing)
 
@@ -283,14 +291,8 @@ def describe_s3_error(err: Exception) -> str | None:
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
             return f"access denied ({code}; check the credentials and the bucket's policy)"
         return f"{code or 'error'}: {error.get('Message') or err}"
-    if isinstance(err, bx.BotoCoreError):
+    if isinstance(err, bx.BotoCoreError):  # a streamed body cut off (ResponseStreamingError), a bad endpoint URL...
         return str(err).splitlines()[0] if str(err) else type(err).__name__
-    try:
-        from urllib3.exceptions import HTTPError as Urllib3Error
-    except ImportError:  # pragma: no cover
-        return None
-    if isinstance(err, Urllib3Error):  # a streamed body read that timed out or lost its connection
-        return f"the transfer broke off ({type(err).__name__}; {S3_TIMEOUT_ENV}={s3_timeout():g} s in all)"
     return None
 
 

@@ -1,0 +1,220 @@
+"""Encoding one shard set (one part of it) into shards, as ``actnet prepare`` runs it.
+
+Videos are encoded in the set's seeded order by ``--workers`` parallel jobs, each encoding a few consecutive
+videos and then verifying them in one ffmpeg run. Each shard is assembled in a staging folder, moved into place
+(a rename, or an S3 upload), and only then is its ``_done/<shard>.json`` marker written (its rows and rejects). A
+rerun keeps every finished shard that still passes the quick checks of ``actnet verify`` (``--rehash``: also
+its sha256), encodes a damaged one again under the same name, and continues with the videos not yet done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from itertools import islice
+from pathlib import Path
+
+from actnet.config import EncodeConfig, PrepareOptions
+from actnet.data.manifest import Candidate, manifest_row
+from actnet.data.media import MediaError, SourceInfo, accept, encode, verify_many
+from actnet.data.shards import (
+    ShardDamaged,
+    ShardRecord,
+    ShardRoller,
+    ShardWriter,
+    check_shard,
+    read_text,
+    sample_members,
+    sha256_file,
+    sha256_stream,
+    shard_name,
+)
+from actnet.data.storage import Storage
+from actnet.errors import RunFailed
+from actnet.progress import ProgressSink
+
+
+def _ordered_map(pool: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator[tuple]:
+    """``(item, fn(item))`` in input order with at most ``window`` jobs in flight."""
+    pending: deque = deque()
+    it = iter(items)
+    for item in islice(it, window):
+        pending.append((item, pool.submit(fn, item)))
+    while pending:
+        item, future = pending.popleft()
+        result = future.result()
+        for nxt in islice(it, 1):
+            pending.append((nxt, pool.submit(fn, nxt)))
+        yield item, result
+
+
+def done_markers(storage: Storage) -> dict[str, dict]:
+    """The ``_done`` markers by stem; one that cannot be read is deleted (its videos are then simply not done)."""
+    markers = {}
+    for name in storage.list("_done"):
+        try:
+            markers[Path(name).stem] = json.loads(storage.read_bytes(name))
+        except ValueError:
+            storage.delete(name)
+    return markers
+
+
+def damaged_shards(storage: Storage, records: dict[str, ShardRecord], extension: str, rehash: bool) -> dict[str, str]:
+    """``{stem: problem}`` of finished shards that are no longer what was recorded: missing, another size, a
+    missing or disagreeing index (the quick checks of ``actnet verify``), and with ``rehash`` another sha256."""
+    sizes = storage.sizes()
+    problems = {}
+    for stem, record in sorted(records.items()):
+        try:
+            check_shard(record, sizes.get(record.name), read_text(storage, record.index, sizes), extension, storage.url)
+            if rehash and sha256_stream(storage.open_read(record.name)) != record.sha256:
+                raise ShardDamaged(f"{storage.url(record.name)}: sha256 differs from the one recorded")
+        except ShardDamaged as err:
+            problems[stem] = str(err)
+    return problems
+
+
+def _encode_chunk(chunk: list[Candidate], staging: Path, cfg: EncodeConfig) -> list[dict]:
+    """Encode a few videos one after another, then verify them all in one ffmpeg run; an outcome per video."""
+    encoded: dict[int, tuple[Path, SourceInfo, int]] = {}  # position in the chunk -> (file, probe, frames)
+    outcomes: list[dict] = [{} for _ in chunk]
+    for i, candidate in enumerate(chunk):
+        dst = staging / f"{candidate.key}.{cfg.extension}"
+        try:
+            encoded[i] = (dst, *encode(candidate.path, dst, cfg))
+        except MediaError as err:
+            outcomes[i] = {"reject": str(err)}
+            dst.unlink(missing_ok=True)
+    counts = verify_many([dst for dst, _, _ in encoded.values()], cfg) if encoded else []
+    for (i, (dst, source, frames)), decoded in zip(encoded.items(), counts):
+        try:
+            if isinstance(decoded, MediaError):
+                raise decoded
+            video = accept(source, frames, decoded, cfg)
+        except MediaError as err:
+            outcomes[i] = {"reject": str(err)}
+            dst.unlink(missing_ok=True)
+            continue
+        row = manifest_row(chunk[i], source.manifest_fields())
+        outcomes[i] = {"file": str(dst), "row": row, "video": video.as_dict()}
+    return outcomes
+
+
+def _chunks(items: list, workers: int, most: int) -> list[list]:
+    """Consecutive runs of at most ``most`` items, at least two per worker when there are enough."""
+    size = max(1, min(most, -(-len(items) // (2 * workers))))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def publish(storage: Storage, writer: ShardWriter, stem: str) -> ShardRecord:
+    """Move a closed, staged shard's tar and index into place; the caller writes the marker after."""
+    record = ShardRecord(
+        name=f"{stem}.tar",
+        index=f"{stem}.idx",
+        num_samples=writer.num_samples,
+        bytes=writer.tar_path.stat().st_size,
+        sha256=sha256_file(writer.tar_path),
+    )
+    storage.put_file(writer.tar_path, record.name)
+    storage.put_file(writer.index_path, record.index)
+    return record
+
+
+def _reject_row(candidate: Candidate, reason: str) -> dict:
+    return {"key": candidate.key, "path": candidate.relpath, "split": candidate.split, "reason": reason}
+
+
+def encode_set(
+    storage: Storage,
+    set_name: str,
+    candidates: list[Candidate],
+    opts: PrepareOptions,
+    progress: ProgressSink,
+) -> int:
+    """Encode the videos of one set (this part's share) into shards; returns how many were encoded now.
+
+    Finished shards are kept when they pass the quick checks; a damaged one is deleted and its videos encoded
+    again into a shard of the same name (encoding is deterministic, so it comes back byte-identical)."""
+    part = opts.part
+    stem_prefix = shard_name(set_name, 0, part)[: -len("000000")]
+    markers = {s: m for s, m in done_markers(storage).items() if s.startswith(stem_prefix) and s[-6:].isdigit()}
+    records = {stem: ShardRecord(**m["shard"]) for stem, m in markers.items() if m.get("shard")}
+    damaged = damaged_shards(storage, records, opts.encode.extension, opts.rehash)
+    redo = {}
+    for stem, problem in damaged.items():
+        progress.note(f"{problem}: encoding {stem} again")
+        marker = markers.pop(stem)
+        redo[stem] = {r["key"] for r in marker["rows"] + marker["rejects"]}
+        storage.delete(f"_done/{stem}.json")  # first: without it the shard is not done, whatever else is left
+        storage.delete(marker["shard"]["name"])
+        storage.delete(marker["shard"]["index"])
+    finished = {r["key"] for m in markers.values() for r in m["rows"] + m["rejects"]}
+    todo = [c for c in candidates if c.key not in finished and not any(c.key in keys for keys in redo.values())]
+    progress.start(f"{set_name}: encoding", len(candidates))
+    progress.advance(len(candidates) - len(todo) - sum(map(len, redo.values())))
+    encoder = _SetEncoder(storage, set_name, candidates, opts, progress)
+    try:
+        for stem, keys in sorted(redo.items()):
+            encoder.run([c for c in candidates if c.key in keys], int(stem[-6:]), only_one=True)
+        if todo:
+            first = 1 + max((int(s[-6:]) for s in [*markers, *redo]), default=-1)
+            encoder.run(todo, first)
+    finally:
+        encoder.close()
+    return len(todo) + sum(map(len, redo.values()))
+
+
+class _SetEncoder:
+    """Encodes runs of a set's videos into consecutive shards, publishing each with its ``_done`` marker."""
+
+    def __init__(self, storage: Storage, set_name: str, candidates: list[Candidate], opts, progress: ProgressSink):
+        self.storage, self.set_name, self.opts, self.progress = storage, set_name, opts, progress
+        self.total = len(candidates)
+        self.position = {c.key: p for p, c in enumerate(candidates)}
+        self.staging = storage.staging_dir() / shard_name(set_name, 0, opts.part)[: -len("-000000")]
+        shutil.rmtree(self.staging, ignore_errors=True)  # leftovers of an interrupted run are never trusted
+        self.staging.mkdir(parents=True)
+        self.workers = opts.workers or os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(max_workers=self.workers)
+
+    def run(self, todo: list[Candidate], first: int, only_one: bool = False) -> None:
+        opts, rejects = self.opts, []
+
+        def name(i: int) -> str:
+            if only_one and i != first:
+                raise RunFailed(
+                    f"{self.storage.url()}: encoding the videos of {shard_name(self.set_name, first, opts.part)} "
+                    "again did not give one shard (made with another ffmpeg?); prepare into a new --out"
+                )
+            return shard_name(self.set_name, i, opts.part)
+
+        def flush(writer: ShardWriter | None, stem: str, rows: list[dict]) -> None:
+            record = publish(self.storage, writer, stem) if writer is not None else None
+            marker = {"shard": asdict(record) if record else None, "rows": rows, "rejects": list(rejects)}
+            self.storage.write_bytes(f"_done/{stem}.json", json.dumps(marker, sort_keys=True).encode())  # last
+            rejects.clear()
+
+        roller = ShardRoller(self.staging, opts.shards, self.total, name, flush, first)
+        job = lambda chunk: _encode_chunk(chunk, self.staging, opts.encode)  # noqa: E731
+        done = _ordered_map(self.pool, job, _chunks(todo, self.workers, opts.verify_batch), window=2 * self.workers)
+        for candidate, outcome in ((c, o) for chunk, outcomes in done for c, o in zip(chunk, outcomes)):
+            self.progress.advance()
+            if "reject" in outcome:
+                rejects.append(_reject_row(candidate, outcome["reject"]))
+                continue
+            video = Path(outcome["file"])
+            row = outcome["row"] | {"video": outcome["video"]}
+            members = sample_members(candidate.key, candidate.label, row, video.read_bytes(), opts.encode.extension)
+            roller.add(candidate.key, members, self.position[candidate.key], note=row)
+            video.unlink()
+        if roller.is_open or rejects:
+            roller.flush()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
