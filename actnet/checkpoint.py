@@ -70,12 +70,38 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ActnetError(f"{path}: no such checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ActnetError(f"{path}: not a readable checkpoint ({err.__class__.__name__}: {err})") from None
+    except Exception as err:  # torch's messages run to many lines (its advice on weights_only): keep the first
+        raise ActnetError(f"{path}: not a readable checkpoint ({err.__class__.__name__}: {first_line(err)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ActnetError(f"{path}: not an actnet training checkpoint (format {CHECKPOINT_FORMAT})")
-    ckpt["run_config"] = from_dict(RunConfig, ckpt["config"])
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ActnetError(f"{path}: an incomplete actnet checkpoint (no {', '.join(missing)})")
+    try:
+        ckpt["run_config"] = from_dict(RunConfig, ckpt["config"])
+    except ActnetError as err:
+        raise ActnetError(f"{path}: its config does not load: {err}") from None
+    ckpt["_path"] = str(path)
     return ckpt
+
+
+REQUIRED_KEYS = ("config", "models", "num_classes", "class_names", "presets", "step")
+
+
+def first_line(err: BaseException, most: int = 240) -> str:
+    """The first non-empty line of an exception's message, at most ``most`` characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[0] if lines else err.__class__.__name__)[:most]
+
+
+def load_weights(module: nn.Module, state, where: str) -> None:
+    """``module.load_state_dict(state)``, failing with one line (the first mismatch) when the weights do not fit."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+        raise ActnetError(f"{where}: the weights do not fit the model ({detail[:240]})") from None
 
 
 def newest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -108,7 +134,9 @@ def trained_models(ckpt: dict, device: torch.device, use_ema: bool = True) -> tu
     which = "ema" if (use_ema and ckpt.get("ema")) else "model"
     weights = ckpt["ema"] if which == "ema" else ckpt["models"]
     for role, model in models.items():
-        model.load_state_dict(weights[role])
+        if role not in weights:
+            raise ActnetError(f"{ckpt.get('_path', 'checkpoint')}: holds no weights for the {role} model")
+        load_weights(model, weights[role], f"{ckpt.get('_path', 'checkpoint')} ({role} model, {which} weights)")
         model.to(device).eval()
     return models, which
 

@@ -25,7 +25,7 @@ from actnet.checkpoint import checkpoint_path, load_checkpoint, trained_models
 from actnet.config import EvalConfig, LoaderConfig, RunConfig
 from actnet.data.loader import make_loader
 from actnet.errors import ActnetError
-from actnet.files import atomic_write
+from actnet.files import atomic_write, require_folder
 from actnet.plots import plot_confusion
 from actnet.runtime import autocast_for, dist_info, model_device
 
@@ -128,6 +128,7 @@ def evaluate_checkpoint(
     """Evaluate a training checkpoint; writes ``eval-<set>-<K>x<crops>.json`` and a confusion PNG to ``out``
     (default: the checkpoint's folder) on rank 0, and returns the report on every rank."""
     checkpoint = checkpoint_path(checkpoint)
+    folder = require_folder(out, "--out") if out else checkpoint.parent
     ckpt = load_checkpoint(checkpoint)
     cfg: RunConfig = ckpt["run_config"]
     eval_cfg = eval_cfg or cfg.eval
@@ -143,7 +144,8 @@ def evaluate_checkpoint(
     models, weights = trained_models(ckpt, dev, use_ema)
     set_name = set_name or cfg.data.test
     url = data or cfg.data.url
-    report = run_evaluation(models, url, set_name, loader_cfg, dev, autocast_for(cfg.train.precision, dev), rank, world)
+    autocast = autocast_for(cfg.train.precision, dev)
+    report = run_evaluation(models, url, set_name, loader_cfg, dev, autocast, rank, world, ckpt["class_names"])
     report.update(
         checkpoint=str(checkpoint),
         step=ckpt["step"],
@@ -151,17 +153,34 @@ def evaluate_checkpoint(
         classes=ckpt["class_names"],
     )
     if rank == 0:
-        folder = Path(out) if out else checkpoint.parent
         stem = f"eval-{set_name}-{eval_cfg.clips}x{eval_cfg.crops}"
         atomic_write(folder / f"{stem}.json", json.dumps(report, indent=1) + "\n")
         report["confusion_png"] = str(plot_confusion(report, folder / f"{stem}-confusion.png"))
     return report
 
 
-def run_evaluation(models, url, set_name, loader_cfg: LoaderConfig, dev, autocast, rank=0, world=1) -> dict:
-    """Predict every video of ``<url>/<set_name>`` (this rank's share), gather, and score."""
+def class_difference(trained: list[str], found: list[str]) -> str:
+    """One line saying how a shard set's classes differ from the ones a model was trained on."""
+    if len(trained) != len(found):
+        head = f"{len(found)} classes, the checkpoint's models know {len(trained)}"
+    elif set(trained) == set(found):
+        return "the same classes in another label order than the checkpoint's; its figures would be meaningless"
+    else:
+        head = "other classes than the checkpoint's"
+    only_set, only_ckpt = sorted(set(found) - set(trained)), sorted(set(trained) - set(found))
+    parts = [f"only in the set: {', '.join(only_set[:5])}{' ...' if len(only_set) > 5 else ''}"] if only_set else []
+    if only_ckpt:
+        parts.append(f"only in the checkpoint: {', '.join(only_ckpt[:5])}{' ...' if len(only_ckpt) > 5 else ''}")
+    return head + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def run_evaluation(models, url, set_name, loader_cfg: LoaderConfig, dev, autocast, rank=0, world=1, classes=None):
+    """Predict every video of ``<url>/<set_name>`` (this rank's share), gather, and score. With ``classes`` (the
+    models' class names, in label order) a set whose classes differ is refused before anything runs."""
     loader = make_loader(url, set_name, "eval", loader_cfg, rank=rank, world=world)
     try:
+        if classes is not None and list(classes) != list(loader.classes):
+            raise ActnetError(f"{url}/{set_name}: {class_difference(list(classes), list(loader.classes))}")
         pred = predict(models, loader, dev, autocast)
         pred["skipped"] = loader.bad
         pred = gather(pred)

@@ -22,7 +22,7 @@ from torch import nn
 from actnet import __version__
 from actnet.checkpoint import load_checkpoint, trained_models
 from actnet.errors import ActnetError
-from actnet.files import atomic_path, atomic_write
+from actnet.files import atomic_path, atomic_write, require_folder
 
 FORMATS = ("torchscript", "onnx")
 ONNX_OPSET = 18
@@ -109,7 +109,7 @@ def export_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     module, contract = _module_and_contract(ckpt, model, use_ema)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    require_folder(out_dir, "--out").mkdir(parents=True, exist_ok=True)
     name = f"actnet-{model}"
     args = example_inputs(contract, batch=2)
     in_names = [i["name"] for i in contract["inputs"]]

@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from actnet.errors import ActnetError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -25,6 +27,36 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()  # mkstemp creates 0600 files; finished outputs get the usual permissions
+
+
+def plain_name(text, what: str) -> str:
+    """``text`` when it is a plain file or folder name (no separators, not ``.``/``..``, no NUL), else one line
+    naming ``what``: names read from files (a plan's data set and split) never choose where things are written."""
+    if not isinstance(text, str) or text in ("", ".", "..") or any(c in text for c in "/\\\0") or len(text) > 255:
+        raise ActnetError(f"{what} {text!r}: not a plain name (no folders, no '..')")
+    return text
+
+
+def inside(root: Path, rel: str, what: str) -> Path:
+    """``root / rel``, refusing (one line naming ``what``) a ``rel`` that is absolute or climbs out of ``root``."""
+    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise ActnetError(f"{what} {rel!r}: not a path inside {root}")
+    return root / rel
+
+
+def require_folder(path: str | Path, flag: str) -> Path:
+    """``path`` as a folder actnet may create and write in: fails with one line naming ``flag`` when it, or the
+    nearest part of it that exists, is a file or cannot be written. Checked before work starts, not after."""
+    path = Path(path).expanduser()
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                what = "is a file" if existing == path else f"lies under the file {existing}"
+                raise ActnetError(f"{flag} {path}: {what}, not a folder")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise ActnetError(f"{flag} {path}: {existing} is not writable")
+            break
+    return path
 
 
 @contextlib.contextmanager

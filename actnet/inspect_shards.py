@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actnet.data.media import decode_frames_at
-from actnet.data.shards import ShardSetInfo, iter_samples
+from actnet.data.media import MediaError, decode_frames_at
+from actnet.data.shards import ShardDamaged, ShardSetInfo, check_shard, iter_samples, read_set_info, read_text
 from actnet.data.storage import open_storage
 from actnet.errors import ActnetError
 
@@ -25,7 +25,7 @@ def load_sets(url: str) -> list[ShardSetInfo]:
     names = [n for n in storage.list() if n.endswith(".info.json") and "/" not in n]
     if not names:
         raise ActnetError(f"{url}: no shard sets here (no *.info.json); point at <out>/<dataset>/<split>")
-    infos = [ShardSetInfo.from_json(storage.read_bytes(n)) for n in names]
+    infos = [read_set_info(storage, n[: -len(".info.json")]) for n in names]
     order = {"train": 0, "test": 1}
     return sorted(infos, key=lambda i: (order.get(i.set, 2), i.set))
 
@@ -46,6 +46,14 @@ def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, 
         raise ActnetError(f"--set {set_name!r}: not among the sets of {url} ({', '.join(infos)})")
     info = infos[set_name]
     storage = open_storage(url)
+    sizes = storage.sizes()
+    for shard in info.shards:  # a truncated or missing shard is named, not met halfway through a tar
+        try:
+            check_shard(
+                shard, sizes.get(shard.name), read_text(storage, shard.index, sizes), info.extension, storage.url
+            )
+        except ShardDamaged as err:
+            raise ActnetError(f"{err}; `actnet verify {url}` checks the whole output") from None
     chosen, seen_classes = [], set()
     for shard in info.shards:  # first pass: one clip per class, in shard order
         with storage.open_read(shard.name) as stream:
@@ -62,7 +70,13 @@ def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, 
     for key, label, members in chosen:
         meta = json.loads(members["json"])["video"]
         indices = np.linspace(0, meta["num_frames"] - 1, frames).round().astype(int).tolist()
-        rows.append((key, label, _decode(members[info.extension], info.extension, indices)))
+        try:
+            clip = _decode(members[info.extension], info.extension, indices)
+        except MediaError as err:
+            raise ActnetError(f"{url}: sample {key} of set {set_name} does not decode ({err})") from None
+        if len(clip) == 0:
+            raise ActnetError(f"{url}: sample {key} of set {set_name} decodes to no frames")
+        rows.append((key, label, clip))
     if not rows:
         raise ActnetError(f"{url}: shard set {set_name!r} holds no samples")
     tile_h = max(r[2].shape[1] for r in rows)

@@ -47,10 +47,10 @@ from actnet.data.shards import (
 )
 from actnet.data.sources import SourceListing
 from actnet.data.splits import LabeledSpec, list_spec, parse_labeled, select_labeled
-from actnet.data.storage import LocalStorage, Storage, open_storage
+from actnet.data.storage import LocalStorage, Storage, is_remote, open_storage
 from actnet.encoding import damaged_shards, done_markers, encode_set, publish
 from actnet.errors import ActnetError
-from actnet.files import clean_orphans
+from actnet.files import clean_orphans, plain_name, require_folder
 from actnet.progress import ProgressSink
 
 PLAN_FORMAT = "actnet.prepare/1"
@@ -117,8 +117,16 @@ def _plan(listing: SourceListing, opts: PrepareOptions) -> dict:
 
 
 def _read_plan(storage: Storage) -> dict:
-    """An output's plan.json; settings added since it was written get the values it was made with."""
-    plan = json.loads(storage.read_bytes("plan.json"))
+    """An output's plan.json; settings added since it was written get the values it was made with. Its data set
+    and split must be plain names: they choose folders (a crafted plan must not write elsewhere)."""
+    where = storage.url("plan.json")
+    try:
+        plan = json.loads(storage.read_bytes("plan.json"))
+        for key in ("dataset", "split"):
+            plain_name(plan[key], f"{where}: {key}")
+        _ = plan["encode"], plan["classes"], plan["parts"], plan["seed"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ActnetError(f"{where}: not a readable actnet plan ({type(err).__name__}: {err})") from None
     plan["encode"] = {"small_videos": "keep", **plan["encode"]}  # before the option, small videos were kept
     return plan
 
@@ -323,6 +331,11 @@ def prepare(listing: SourceListing, opts: PrepareOptions, progress: ProgressSink
     labeled = [parse_labeled(s) for s in opts.labeled] + [list_spec(p) for p in opts.labeled_lists]
     if not listing.candidates:
         raise ActnetError(f"--root {listing.root}: no videos found to prepare")
+    for flag, folder in (("--out", opts.out), ("--manifests", opts.manifests), ("--work-dir", opts.work_dir)):
+        if folder and not is_remote(folder):
+            require_folder(folder, flag)
+    plain_name(listing.dataset, "data set name")
+    plain_name(listing.split, "split name")
     storage = open_storage(opts.out, opts.work_dir).child(f"{listing.dataset}/{listing.split}")
     _check_plan(storage, _plan(listing, opts))
     _clean_orphans(storage, progress)

@@ -31,6 +31,7 @@ from actnet.checkpoint import (
     CHECKPOINT_FORMAT,
     checkpoint_path,
     load_checkpoint,
+    load_weights,
     newest_checkpoint,
     rng_state,
     save_checkpoint,
@@ -40,7 +41,7 @@ from actnet.config import RunConfig
 from actnet.data.loader import make_loader, set_size, steps_per_epoch
 from actnet.errors import ActnetError
 from actnet.evaluate import run_evaluation
-from actnet.files import atomic_write, clean_orphans
+from actnet.files import atomic_write, clean_orphans, require_folder
 from actnet.optim import make_optimizer, make_scheduler
 from actnet.plots import plot_curves
 from actnet.progress import progress_bar
@@ -93,7 +94,7 @@ class Trainer:
         self.device = model_device(cfg.loader.device)
         self.rank, self.world = setup_distributed(self.device)
         self.cfg, self.tcfg, self.ocfg = cfg, cfg.train, cfg.objective
-        self.run_dir = Path(cfg.run_dir)
+        self.run_dir = require_folder(cfg.run_dir, "--out/--name")
         self.main = self.rank == 0
         ckpt = load_checkpoint(resume) if resume else None
         if ckpt is None and (self.run_dir / "last.pt").exists():
@@ -216,10 +217,11 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         if ckpt["presets"] != self.cfg.model.presets() or ckpt["num_classes"] != self.num_classes:
             raise ActnetError("--resume: the checkpoint's models or classes differ from this run's")
+        where = f"--resume {ckpt.get('_path', '')}".rstrip()
         for r, s in self.students.items():
-            s.backbone.load_state_dict(ckpt["models"][r])
+            load_weights(s.backbone, ckpt["models"][r], f"{where} ({r} model)")
             if s.head is not None:
-                s.head.load_state_dict(ckpt["heads"][r])
+                load_weights(s.head, ckpt["heads"][r], f"{where} ({r} head)")
             self.optimizers[r].load_state_dict(ckpt["optimizers"][r])
             self.schedulers[r].load_state_dict(ckpt["schedulers"][r])
             if self.ema:

@@ -139,7 +139,15 @@ def iter_samples(stream: BinaryIO, where: str = "tar") -> Iterator[tuple[str, di
     (streaming: a non-seekable S3 body works); ``where`` names the tar in errors."""
     from webdataset.tariterators import group_by_keys, tar_file_expander
 
-    for sample in group_by_keys(tar_file_expander([{"url": where, "stream": stream}])):
+    samples = group_by_keys(tar_file_expander([{"url": where, "stream": stream}]))
+    while True:
+        try:
+            sample = next(samples)
+        except StopIteration:
+            return
+        except (tarfile.TarError, EOFError, ValueError, KeyError) as err:  # webdataset re-raises what tarfile met
+            message = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+            raise ShardDamaged(f"{where}: not a readable tar ({message[:200]})") from None
         key = sample.pop("__key__")
         sample.pop("__url__", None)
         yield key.rsplit("/", 1)[-1], sample
@@ -181,8 +189,9 @@ def read_index(text: str, where: str = "index") -> list[IndexEntry]:
     return entries
 
 
-class ShardDamaged(ValueError):
-    """A shard or its index is not what the set's ``info.json`` (or a prepare marker) records; the message names it."""
+class ShardDamaged(ActnetError, ValueError):
+    """A shard or its index is not what the set's ``info.json`` (or a prepare marker) records, or a tar that does
+    not read; the message names the file."""
 
 
 def check_shard(

@@ -8,6 +8,7 @@ Each ``list_<source>`` function reads only file names and split files (no video 
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,16 +53,103 @@ def _require_file(path: Path, flag: str) -> Path:
     return path
 
 
-def _videos_under(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and p.suffix[1:].lower() in VIDEO_EXTENSIONS
-    )
+class _Walker:
+    """Lists the videos under a root by one policy for links and unreadable folders, shared by every source.
 
+    - Links (to files or folders) are followed when their target lies inside the root; one that leads outside it,
+      or nowhere, is reported (a :class:`Skipped` with the reason) and not followed.
+    - A folder is listed once: a link cycle (``loop -> .``) or a second link to a listed folder adds nothing.
+    - A file is counted once: a second path to the same file (a link, a hard link) is reported and left out.
+    - A folder that cannot be read is reported; a class folder that cannot be read is an error.
+    Hidden files and folders (a leading dot) are ignored.
+    """
 
-def _class_folders(root: Path) -> list[Path]:
-    return [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    def __init__(self, root: Path):
+        self.root = root
+        self.real_root = root.resolve()
+        self.skipped: list[Skipped] = []
+        self._dirs: set[Path] = set()
+        self._files: dict[Path, str] = {}
+
+    def _rel(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append(Skipped(make_key(self._rel(path).replace("/", "__")), self._rel(path), "train", reason))
+
+    def _inside(self, path: Path) -> bool:
+        """Whether a link's target is inside the root (reported when not)."""
+        target = path.resolve()
+        if not target.exists():
+            self._skip(path, "broken link")
+            return False
+        if target != self.real_root and self.real_root not in target.parents:
+            self._skip(path, f"link leads outside --root (to {target})")
+            return False
+        return True
+
+    def entries(self, folder: Path, required: bool = False) -> list[os.DirEntry] | None:
+        """The visible entries of ``folder`` by name; None when it was listed already (a cycle, a second link)."""
+        real = folder.resolve()
+        if real in self._dirs:
+            self._skip(folder, "a folder listed already (a link cycle, or a second link to it)")
+            return None
+        self._dirs.add(real)
+        try:
+            with os.scandir(folder) as it:
+                return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as err:
+            if required:
+                raise ActnetError(
+                    f"--root {self.root}: cannot read the class folder {folder.name} ({err.strerror})"
+                ) from None
+            self._skip(folder, f"cannot read folder ({err.strerror})")
+            return []
+
+    def class_folders(self) -> list[Path]:
+        self._dirs.add(self.real_root)  # the root itself: a link back to it is a cycle, not a class
+        found = []
+        for entry in self.entries_of_root():
+            path = Path(entry.path)
+            if entry.is_symlink() and not self._inside(path):
+                continue
+            if not entry.is_dir():
+                continue
+            if path.resolve() in self._dirs:
+                self._skip(path, "a folder listed already (a link cycle, or a second link to it)")
+            else:
+                found.append(path)
+        return found
+
+    def entries_of_root(self) -> list[os.DirEntry]:
+        try:
+            with os.scandir(self.root) as it:
+                return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as err:
+            raise ActnetError(f"--root {self.root}: cannot read it ({err.strerror})") from None
+
+    def videos(self, folder: Path, required: bool = False) -> list[Path]:
+        """Video files under ``folder`` (searched recursively), sorted, by the policy above."""
+        entries = self.entries(folder, required)
+        found: list[Path] = []
+        for entry in entries or []:
+            path = Path(entry.path)
+            if entry.is_symlink() and not self._inside(path):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                found += self.videos(path)
+            elif entry.is_file() and path.suffix[1:].lower() in VIDEO_EXTENSIONS:
+                real = path.resolve()
+                if real in self._files:
+                    self._skip(path, f"the same file as {self._files[real]}")
+                    continue
+                self._files[real] = self._rel(path)
+                found.append(path)
+        return found
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -86,13 +174,14 @@ def list_ucf101(root: str | Path, splits: str | Path | None = None, split: int =
     if split not in (1, 2, 3):
         raise ActnetError(f"--split must be 1, 2 or 3 for UCF-101, not {split}")
     root = _require_dir(Path(root), "--root")
-    folders = _class_folders(root)
+    walker = _Walker(root)
+    videos_of = {folder.name: walker.videos(folder, required=True) for folder in walker.class_folders()}
     # The real quirk: HandstandPushups/ holds v_HandStandPushups_*.avi; resolve list paths case-insensitively.
-    on_disk = {str(p.relative_to(root)).lower(): p for folder in folders for p in _videos_under(folder)}
+    on_disk = {str(p.relative_to(root)).lower(): p for videos in videos_of.values() for p in videos}
     if not on_disk:
         raise ActnetError(f"--root {root}: no class folders of videos (expected <root>/<Class>/v_<Class>_gXX_cYY.avi)")
     split_dir = _ucf_split_dir(root, Path(splits).expanduser() if splits else None)
-    candidates, skipped = [], []
+    candidates, skipped = [], walker.skipped
 
     def add(relpath: str, label: int, class_name: str, which: str) -> None:
         name = relpath.rsplit("/", 1)[-1]
@@ -126,10 +215,10 @@ def list_ucf101(root: str | Path, splits: str | Path | None = None, split: int =
                     raise ActnetError(f"{list_file}: class folder of {relpath!r} is not in {class_ind}")
                 add(relpath, label, classes[label], which)
     else:
-        classes = _class_order(f.name for f in folders if any(_videos_under(f)))
+        classes = _class_order(name for name, videos in videos_of.items() if videos)
         test_groups = range(7 * (split - 1) + 1, 7 * split + 1)
         for label, class_name in enumerate(classes):
-            for path in _videos_under(root / class_name):
+            for path in videos_of[class_name]:
                 relpath = str(path.relative_to(root))
                 m = _UCF_GROUP.search(path.name)
                 if m is None:
@@ -201,24 +290,20 @@ def list_kinetics(root: str | Path, annotations: list[str | Path], name: str = "
     if not annotations:
         raise ActnetError("--annotations: give at least one Kinetics CSV file")
     on_disk: dict[str, Path] = {}
-    for path in _videos_under(root):
+    walker = _Walker(root)
+    for path in walker.videos(root):
         on_disk.setdefault(path.stem, path)
-    rows = []
+    rows, skipped = [], walker.skipped
     for csv_path in map(Path, annotations):
-        if not csv_path.is_file():
-            raise ActnetError(f"--annotations {csv_path}: no such file")
-        with open(csv_path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing_columns = _KINETICS_COLUMNS - set(reader.fieldnames or [])
-            if missing_columns:
-                raise ActnetError(f"--annotations {csv_path}: missing columns {', '.join(sorted(missing_columns))}")
-            rows.extend(r for r in reader if r["split"].strip().lower() in _KINETICS_SPLITS)
+        found, bad = _kinetics_rows(csv_path)
+        rows += found
+        skipped += bad
     classes = _class_order({r["label"].strip() for r in rows})
     label_of = {c: i for i, c in enumerate(classes)}
-    candidates, skipped = [], []
+    candidates = []
     for r in rows:
         youtube_id = r["youtube_id"].strip()
-        stem = f"{youtube_id}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}"
+        stem = f"{youtube_id}_{r['start']:06d}_{r['end']:06d}"
         which = _KINETICS_SPLITS[r["split"].strip().lower()]
         class_name = r["label"].strip()
         path = on_disk.get(stem) or on_disk.get(youtube_id)
@@ -228,6 +313,47 @@ def list_kinetics(root: str | Path, annotations: list[str | Path], name: str = "
             rel = str(path.relative_to(root))
             candidates.append(Candidate(make_key(stem), str(path), rel, label_of[class_name], class_name, which))
     return SourceListing(name, "split1", str(root), classes, disambiguate(candidates), skipped)
+
+
+def _kinetics_rows(csv_path: Path) -> tuple[list[dict], list[Skipped]]:
+    """The train and val rows of one annotation CSV, with integer ``start`` and ``end``; a row that is not UTF-8
+    text or whose times are not numbers is skipped with its file and line named (the rest of the file is used)."""
+    if not csv_path.is_file():
+        raise ActnetError(f"--annotations {csv_path}: no such file")
+    lines, bad = [], []
+    for number, raw in enumerate(csv_path.read_bytes().splitlines(keepends=True), start=1):
+        try:
+            lines.append((number, raw.decode("utf-8-sig" if number == 1 else "utf-8")))
+        except UnicodeDecodeError:
+            bad.append(
+                Skipped(make_key(f"{csv_path.stem}-line{number}"), f"{csv_path}:{number}", "train", "not UTF-8 text")
+            )
+    if not lines:
+        raise ActnetError(f"--annotations {csv_path}: no readable lines")
+    reader = csv.DictReader(text for _, text in lines)
+    missing_columns = _KINETICS_COLUMNS - set(reader.fieldnames or [])
+    if missing_columns:
+        raise ActnetError(f"--annotations {csv_path}: missing columns {', '.join(sorted(missing_columns))}")
+    rows = []
+    for r in reader:
+        number = lines[reader.line_num - 1][0] if reader.line_num <= len(lines) else reader.line_num
+        if any(r.get(c) is None for c in _KINETICS_COLUMNS):
+            bad.append(
+                Skipped(make_key(f"{csv_path.stem}-line{number}"), f"{csv_path}:{number}", "train", "too few columns")
+            )
+            continue
+        if r["split"].strip().lower() not in _KINETICS_SPLITS:
+            continue
+        try:
+            start, end = (float(r[c]) for c in ("time_start", "time_end"))
+            if not (0 <= start <= end < 10**6):
+                raise ValueError
+        except ValueError:
+            reason = f"time_start/time_end not times: {r['time_start']!r}, {r['time_end']!r}"
+            bad.append(Skipped(make_key(f"{csv_path.stem}-line{number}"), f"{csv_path}:{number}", "train", reason))
+            continue
+        rows.append({**r, "start": int(start), "end": int(end)})
+    return rows, bad
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -243,7 +369,8 @@ def list_folder(root: str | Path, test_fraction: float = 0.2, name: str | None =
     if not 0.0 <= test_fraction < 1.0:
         raise ActnetError(f"--test-fraction must be in [0, 1), not {test_fraction}")
     root = _require_dir(Path(root), "--root")
-    found = [(f.name, _videos_under(f)) for f in _class_folders(root)]
+    walker = _Walker(root)
+    found = [(f.name, walker.videos(f, required=True)) for f in walker.class_folders()]
     found = [(c, videos) for c, videos in found if videos]
     if not found:
         raise ActnetError(f"--root {root}: no class folders holding videos")
@@ -261,4 +388,4 @@ def list_folder(root: str | Path, test_fraction: float = 0.2, name: str | None =
         keys_by_class.setdefault(c.label, []).append(c.key)
     test = split_by_fraction(keys_by_class, test_fraction) if test_fraction > 0 else set()
     candidates = [replace(c, split="test" if c.key in test else "train") for c in candidates]
-    return SourceListing(name or make_key(root.name).lower(), "split1", str(root), classes, candidates)
+    return SourceListing(name or make_key(root.name).lower(), "split1", str(root), classes, candidates, walker.skipped)

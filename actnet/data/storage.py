@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from actnet.errors import ActnetError, RunFailed
-from actnet.files import atomic_write, move_into_place
+from actnet.files import atomic_write, inside, move_into_place
 
 S3_TIMEOUT_ENV = "ACTNET_S3_TIMEOUT"
 S3_TIMEOUT_DEFAULT = 60.0
@@ -56,38 +56,42 @@ class LocalStorage:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().absolute()
 
+    def _path(self, rel: str) -> Path:
+        """A file of this storage; names read from files (markers, info.json) cannot climb out of it."""
+        return inside(self.root, rel, "file name")
+
     def url(self, rel: str = "") -> str:
-        return str(self.root / rel) if rel else str(self.root)
+        return str(self._path(rel)) if rel else str(self.root)
 
     def child(self, rel: str) -> LocalStorage:
-        return LocalStorage(self.root / rel)
+        return LocalStorage(self._path(rel))
 
     def exists(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
+        return (self._path(rel)).is_file()
 
     def read_bytes(self, rel: str) -> bytes:
-        return (self.root / rel).read_bytes()
+        return (self._path(rel)).read_bytes()
 
     def open_read(self, rel: str) -> BinaryIO:
-        return open(self.root / rel, "rb")
+        return open(self._path(rel), "rb")
 
     def read_range(self, rel: str, start: int, length: int) -> bytes:
         """``length`` bytes from offset ``start`` (one positioned read; the page cache does the rest)."""
-        fd = os.open(self.root / rel, os.O_RDONLY)
+        fd = os.open(self._path(rel), os.O_RDONLY)
         try:
             data = os.pread(fd, length, start)
         finally:
             os.close(fd)
         if len(data) != length:
-            raise ActnetError(f"{self.root / rel}: truncated (wanted bytes {start}..{start + length})")
+            raise ActnetError(f"{self._path(rel)}: truncated (wanted bytes {start}..{start + length})")
         return data
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        atomic_write(self.root / rel, data)
+        atomic_write(self._path(rel), data)
 
     def put_file(self, local: str | Path, rel: str) -> None:
         """Move a finished local file into place (atomically when on the same file system)."""
-        move_into_place(local, self.root / rel)
+        move_into_place(local, self._path(rel))
 
     def list(self, prefix: str = "") -> list[str]:
         """Relative names of the files under ``prefix`` (a folder), sorted; hidden temporaries excluded."""
@@ -95,7 +99,7 @@ class LocalStorage:
 
     def sizes(self, prefix: str = "") -> dict[str, int]:
         """``{relative name: bytes}`` of the files under ``prefix`` (a folder); hidden temporaries excluded."""
-        base = self.root / prefix
+        base = self._path(prefix)
         if not base.is_dir():
             return {}
         found = {}
@@ -105,7 +109,7 @@ class LocalStorage:
         return found
 
     def delete(self, rel: str) -> None:
-        (self.root / rel).unlink(missing_ok=True)
+        (self._path(rel)).unlink(missing_ok=True)
 
     def staging_dir(self) -> Path:
         """Scratch space on the same file system, so finished files are renamed into place (removed when empty)."""
@@ -155,6 +159,8 @@ class S3Storage:
             raise StorageError(f"{where}: {message} (endpoint {self.endpoint}, {what})") from None
 
     def _key(self, rel: str) -> str:
+        if ".." in rel.split("/"):
+            raise ActnetError(f"file name {rel!r}: not a path inside {self.url()}")
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
     def url(self, rel: str = "") -> str:

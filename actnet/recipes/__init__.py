@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from importlib import resources
@@ -137,11 +138,28 @@ def _coerce(kind, value, where: str):
         if len(items) != len(args):
             raise ActnetError(f"{where}: expected {len(args)} values, not {value!r}")
         return tuple(_coerce(a, v, where) for a, v in zip(args, items))
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if kind is float:
+        return _number(value, where)
     if kind in (int, str, bool) and type(value) is not kind:
         raise ActnetError(f"{where}: expected {kind.__name__}, not {value!r}")
     return value
+
+
+def _number(value, where: str) -> float:
+    """A float field's value: a number, or text YAML left as a string (YAML 1.1 reads ``1e-3`` and ``9e-1`` as
+    strings; they are numbers here). Anything else, and NaN, is an error naming the key."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ActnetError(f"{where}: expected a number, not {value!r}") from None
+    else:
+        raise ActnetError(f"{where}: expected a number, not {value!r}")
+    if math.isnan(number):
+        raise ActnetError(f"{where}: expected a number, not {value!r}")
+    return number
 
 
 def merge(base: dict, update: dict) -> dict:
