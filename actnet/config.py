@@ -461,8 +461,12 @@ class EvalConfig:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
-        if self.clips < 1 or self.crops not in (1, 3) or self.batch_size < 1:
-            raise ActnetError(f"evaluate needs clips >= 1, crops 1 or 3, batch_size >= 1, not {self}")
+        if self.clips < 1:
+            raise ActnetError(f"--clips (eval.clips) must be at least 1, not {self.clips}")
+        if self.crops not in (1, 3):
+            raise ActnetError(f"--crops (eval.crops) must be 1 or 3, not {self.crops}")
+        if self.batch_size < 1:
+            raise ActnetError(f"--batch-size (eval.batch_size) must be at least 1, not {self.batch_size}")
 
 
 @dataclass(frozen=True)

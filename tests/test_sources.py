@@ -178,3 +178,76 @@ def test_synthetic_appearance_and_clutter_knobs():
     still = np.abs(calm[-1] - calm[0]).sum(-1) < 1
     assert still.mean() > 0.5 and calm[0][still].std(0).max() < 1  # and one flat colour
     assert (np.abs(plain[-1] - plain[0]).sum(-1) < 1).mean() < 0.2
+
+
+def test_kinetics_rows_that_do_not_read_are_rejected_naming_file_and_line(tmp_path):
+    touch(tmp_path / "k" / "abc_000000_000010.mp4")
+    touch(tmp_path / "k" / "def_000005_000015.mp4")
+    csv = tmp_path / "train.csv"
+    csv.write_bytes(
+        b"label,youtube_id,time_start,time_end,split\n"
+        b"abseiling,abc,0,10,train\n"
+        b"abseiling,\xff\xfeid,0,10,train\n"  # line 3: not UTF-8
+        b"juggling,xyz,soon,later,train\n"  # line 4: times that are not numbers
+        b"juggling,def,5,15,val\n"
+        b"juggling,ghi\n"  # line 6: too few columns
+    )
+    listing = list_kinetics(tmp_path / "k", [csv])
+    assert [c.key for c in listing.candidates] == ["abc_000000_000010", "def_000005_000015"]
+    reasons = {s.relpath: s.reason for s in listing.skipped}
+    assert reasons[f"{csv}:3"] == "not UTF-8 text"
+    assert reasons[f"{csv}:4"].startswith("time_start/time_end not times")
+    assert reasons[f"{csv}:6"] == "too few columns"
+
+
+def _video_tree(root: Path) -> Path:
+    for cls in ("jump", "run"):
+        for i in range(2):
+            touch(root / cls / f"{cls}{i}.mp4")
+    return root
+
+
+def test_links_inside_the_root_are_followed_once_and_cycles_add_nothing(tmp_path):
+    root = _video_tree(tmp_path / "videos")
+    (root / "loop").symlink_to(".")  # a cycle at the top: not a class
+    (root / "run" / "again").symlink_to("..")  # a cycle below a class
+    (root / "jump" / "run0.mp4").symlink_to("../run/run0.mp4")  # a second path to one file
+    (root / "jump" / "extra").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    touch(tmp_path / "elsewhere" / "far.mp4")  # outside the root: not followed
+    (root / "jump" / "gone.mp4").symlink_to(root / "nothing.mp4")  # broken
+    touch(root / "walk" / "walk0.mp4")
+    (root / "walk" / "walk1.mp4").symlink_to(root / "walk" / "walk0.mp4")
+    listing = list_folder(root, test_fraction=0.0)
+    assert listing.classes == ["jump", "run", "walk"]
+    paths = sorted(c.relpath for c in listing.candidates)
+    # one file, two paths: the first in name order counts (jump/ before run/), the other is reported
+    assert paths == ["jump/jump0.mp4", "jump/jump1.mp4", "jump/run0.mp4", "run/run1.mp4", "walk/walk0.mp4"]
+    reasons = {s.relpath: s.reason for s in listing.skipped}
+    assert reasons["loop"].startswith("a folder listed already")
+    assert reasons["run/again"].startswith("a folder listed already")
+    assert reasons["jump/extra"].startswith("link leads outside --root")
+    assert reasons["jump/gone.mp4"] == "broken link"
+    assert reasons["walk/walk1.mp4"] == "the same file as walk/walk0.mp4"
+    assert reasons["run/run0.mp4"] == "the same file as jump/run0.mp4"
+
+
+def test_a_folder_that_cannot_be_read_is_reported_and_a_class_folder_is_an_error(tmp_path, monkeypatch):
+    import os
+
+    root = _video_tree(tmp_path / "videos")
+    touch(root / "run" / "more" / "run9.mp4")
+    real_scandir = os.scandir
+
+    def scandir(path):  # the tests run as root, which reads any folder: refuse as a permission would
+        if Path(path).name in blocked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    blocked = {"more"}
+    listing = list_folder(root, test_fraction=0.0)
+    assert {s.relpath: s.reason for s in listing.skipped} == {"run/more": "cannot read folder (Permission denied)"}
+    assert len(listing.candidates) == 4
+    blocked = {"run"}
+    with pytest.raises(ActnetError, match="cannot read the class folder run"):
+        list_folder(root, test_fraction=0.0)

@@ -32,7 +32,7 @@ class OneLineErrors(TyperGroup):
         except click_errors.NoArgsIsHelpError:  # the help was printed
             sys.exit(2)
         except click_errors.UsageError as err:
-            where = err.ctx.command_path if err.ctx is not None else "actnet"
+            where = " ".join(["actnet", *(err.ctx.command_path.split()[1:] if err.ctx is not None else [])])
             error_line(f"{err.format_message()} (see {where} --help)")
             sys.exit(err.exit_code)
         except click_errors.ClickException as err:
