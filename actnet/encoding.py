@@ -27,8 +27,7 @@ from actnet.data.shards import (
     ShardRecord,
     ShardRoller,
     ShardWriter,
-    check_shard,
-    read_text,
+    check_shards,
     sample_members,
     sha256_file,
     sha256_stream,
@@ -67,15 +66,15 @@ def done_markers(storage: Storage) -> dict[str, dict]:
 def damaged_shards(storage: Storage, records: dict[str, ShardRecord], extension: str, rehash: bool) -> dict[str, str]:
     """``{stem: problem}`` of finished shards that are no longer what was recorded: missing, another size, a
     missing or disagreeing index (the quick checks of ``actnet verify``), and with ``rehash`` another sha256."""
-    sizes = storage.sizes()
+    stems = sorted(records)
     problems = {}
-    for stem, record in sorted(records.items()):
-        try:
-            check_shard(record, sizes.get(record.name), read_text(storage, record.index, sizes), extension, storage.url)
-            if rehash and sha256_stream(storage.open_read(record.name)) != record.sha256:
-                raise ShardDamaged(f"{storage.url(record.name)}: sha256 differs from the one recorded")
-        except ShardDamaged as err:
-            problems[stem] = str(err)
+    for stem, found in zip(stems, check_shards(storage, [records[s] for s in stems], extension)):
+        record = records[stem]
+        if not isinstance(found, ShardDamaged) and rehash:
+            if sha256_stream(storage.open_read(record.name)) != record.sha256:
+                found = ShardDamaged(f"{storage.url(record.name)}: sha256 differs from the one recorded")
+        if isinstance(found, ShardDamaged):
+            problems[stem] = str(found)
     return problems
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from actnet.data.media import MediaError, decode_frames_at
-from actnet.data.shards import ShardDamaged, ShardSetInfo, check_shard, iter_samples, read_set_info, read_text
+from actnet.data.shards import ShardDamaged, ShardSetInfo, check_shards, iter_samples, read_set_info
 from actnet.data.storage import open_storage
 from actnet.errors import ActnetError
 
@@ -46,14 +46,9 @@ def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, 
         raise ActnetError(f"--set {set_name!r}: not among the sets of {url} ({', '.join(infos)})")
     info = infos[set_name]
     storage = open_storage(url)
-    sizes = storage.sizes()
-    for shard in info.shards:  # a truncated or missing shard is named, not met halfway through a tar
-        try:
-            check_shard(
-                shard, sizes.get(shard.name), read_text(storage, shard.index, sizes), info.extension, storage.url
-            )
-        except ShardDamaged as err:
-            raise ActnetError(f"{err}; `actnet verify {url}` checks the whole output") from None
+    for problem in check_shards(storage, info.shards, info.extension):  # named now, not halfway through a tar
+        if isinstance(problem, ShardDamaged):
+            raise ActnetError(f"{problem}; `actnet verify {url}` checks the whole output")
     chosen, seen_classes = [], set()
     for shard in info.shards:  # first pass: one clip per class, in shard order
         with storage.open_read(shard.name) as stream:

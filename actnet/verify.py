@@ -19,7 +19,7 @@ from pathlib import Path
 
 from actnet.config import EncodeConfig
 from actnet.data.media import verify_many
-from actnet.data.shards import ShardDamaged, ShardRecord, ShardSetInfo, check_shard, read_set_info, read_text
+from actnet.data.shards import ShardDamaged, ShardRecord, ShardSetInfo, check_shards, read_set_info
 from actnet.data.storage import Storage, open_storage
 from actnet.errors import ActnetError
 from actnet.progress import ProgressSink
@@ -69,11 +69,10 @@ def verify_set(storage: Storage, name: str, sizes: dict[str, int], quick: bool, 
         check.problems.append(f"{storage.url(name + '.info.json')}: shard counts do not add up to num_samples")
     labels = _manifest_labels(storage, info, check.problems)
     progress.start(f"{name}: verifying{' (quick)' if quick else ''}", info.num_samples)
-    for record in info.shards:
+    for record, entries in zip(info.shards, check_shards(storage, info.shards, info.extension, sizes)):
         try:
-            entries = check_shard(
-                record, sizes.get(record.name), read_text(storage, record.index, sizes), info.extension, storage.url
-            )
+            if isinstance(entries, ShardDamaged):
+                raise entries
             if not quick:
                 _check_contents(storage, record, entries, info, labels)
         except ShardDamaged as err:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actnet.config import ClipConfig
-from actnet.data.shards import IndexEntry, ShardDamaged, check_shard, info_name, read_set_info, read_text
+from actnet.data.shards import IndexEntry, ShardDamaged, check_shards, info_name, read_set_info
 from actnet.data.storage import Storage, open_storage
 from actnet.errors import ActnetError
 
@@ -58,20 +58,11 @@ class ShardSet:
             raise ActnetError(f"{where}: no such shard set (was `actnet prepare` run, and did it finish?)")
         self.info = read_set_info(self.storage, set_name)
         self.samples: list[SampleRef] = []
-        sizes = self.storage.sizes()
-        for shard in self.info.shards:
-            try:
-                entries = check_shard(
-                    shard,
-                    sizes.get(shard.name),
-                    read_text(self.storage, shard.index, sizes),
-                    self.extension,
-                    self.storage.url,
-                )
-            except ShardDamaged as err:
+        for shard, entries in zip(self.info.shards, check_shards(self.storage, self.info.shards, self.extension)):
+            if isinstance(entries, ShardDamaged):
                 raise ActnetError(
-                    f"{err}; `actnet verify {self.url}` checks the whole output, a rerun of prepare repairs it"
-                ) from None
+                    f"{entries}; `actnet verify {self.url}` checks the whole output, a rerun of prepare repairs it"
+                )
             base = len(self.samples)
             self.samples += [self._ref(base + i, shard.name, e) for i, e in enumerate(entries)]
         if len(self.samples) != self.info.num_samples:

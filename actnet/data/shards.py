@@ -296,6 +296,26 @@ def read_set_info(storage, set_name: str) -> ShardSetInfo:
         raise ActnetError(f"{where}: not a readable shard set description ({str(err).splitlines()[0][:120]})") from None
 
 
+def check_shards(storage, records: list, extension: str, sizes: dict[str, int] | None = None) -> list:
+    """:func:`check_shard` for each record of ``storage`` (its index files read 16 at a time: on object storage
+    each is a request); per record, its index entries or the :class:`ShardDamaged` that says what is wrong."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = storage.sizes() if sizes is None else sizes
+
+    def one(record):
+        try:
+            text = read_text(storage, record.index, sizes)
+            return check_shard(record, sizes.get(record.name), text, extension, storage.url)
+        except ShardDamaged as err:
+            return err
+
+    if len(records) < 2:
+        return [one(r) for r in records]
+    with ThreadPoolExecutor(min(16, len(records)), thread_name_prefix="actnet-index") as pool:
+        return list(pool.map(one, records))
+
+
 def read_text(storage, rel: str, sizes: dict[str, int] | None = None) -> str | None:
     """A small text file of ``storage`` (an index), or None when it is missing."""
     if sizes is not None and rel not in sizes:
