@@ -436,6 +436,8 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 autocast on a GPU, fp32 on the CPU
     channels_last: bool = True  # channels_last_3d weights for the 3-D convolutions (faster on the CPU too)
     log_every: int = 10  # steps between metric lines (the only host syncs)
+    print_every: int = 100  # when stdout is not a terminal: a plain status line at least every this many steps
+    print_minutes: float = 5.0  # ... and at least this often (checked at each metrics line)
     ckpt_every: int = 0  # steps between checkpoints; 0: at the end of every epoch
     eval_every: int = 1  # epochs between quick evaluations (1 clip x 1 crop on the test set); 0: off
     keep: int = 1  # step checkpoints kept besides last.pt
@@ -450,6 +452,8 @@ class TrainConfig:
             raise ActnetError(f"train ema must be within [0, 1), not {self.ema}")
         if self.log_every < 1 or self.ckpt_every < 0 or self.eval_every < 0 or self.keep < 0:
             raise ActnetError("train log_every must be >= 1; ckpt_every, eval_every and keep >= 0")
+        if self.print_every < 1 or not self.print_minutes > 0:
+            raise ActnetError("train print_every must be >= 1 and print_minutes > 0")
 
 
 @dataclass(frozen=True)

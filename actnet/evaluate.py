@@ -27,6 +27,7 @@ from actnet.data.loader import make_loader
 from actnet.errors import ActnetError
 from actnet.files import atomic_write, require_folder
 from actnet.plots import plot_confusion
+from actnet.progress import ProgressSink
 from actnet.runtime import autocast_for, dist_info, model_device
 
 
@@ -36,7 +37,7 @@ def ensemble_name(roles: list[str]) -> list[str]:
 
 
 @torch.no_grad()
-def predict(models: dict[str, nn.Module], loader, device: torch.device, autocast) -> dict:
+def predict(models: dict[str, nn.Module], loader, device: torch.device, autocast, on_batch=None) -> dict:
     """Per-video mean softmax of each model over the loader's views: {"ids", "labels", "probs": {role: (N, K)}}.
 
     ``loader`` yields evaluation batches (views (B, V, C, T, S, S)); only this rank's videos are seen.
@@ -54,6 +55,8 @@ def predict(models: dict[str, nn.Module], loader, device: torch.device, autocast
             probs[role].append(logits.float().softmax(-1).view(b, v, -1).mean(1).cpu())
         ids.append(batch.ids)
         labels.append(batch.label)
+        if on_batch is not None:
+            on_batch(len(batch.ids))
     if not ids:  # a rank with no videos (more ranks than test videos)
         empty = torch.zeros(0, dtype=torch.long)
         return {"ids": empty, "labels": empty, "probs": {role: torch.zeros(0, 0) for role in models}}
@@ -124,6 +127,7 @@ def evaluate_checkpoint(
     device: str | None = None,
     use_ema: bool = True,
     out: str | Path | None = None,
+    progress: ProgressSink | None = None,
 ) -> dict:
     """Evaluate a training checkpoint; writes ``eval-<set>-<K>x<crops>.json`` and a confusion PNG to ``out``
     (default: the checkpoint's folder) on rank 0, and returns the report on every rank."""
@@ -145,7 +149,9 @@ def evaluate_checkpoint(
     set_name = set_name or cfg.data.test
     url = data or cfg.data.url
     autocast = autocast_for(cfg.train.precision, dev)
-    report = run_evaluation(models, url, set_name, loader_cfg, dev, autocast, rank, world, ckpt["class_names"])
+    report = run_evaluation(
+        models, url, set_name, loader_cfg, dev, autocast, rank, world, ckpt["class_names"], progress=progress
+    )
     report.update(
         checkpoint=str(checkpoint),
         step=ckpt["step"],
@@ -174,14 +180,18 @@ def class_difference(trained: list[str], found: list[str]) -> str:
     return head + (f" ({'; '.join(parts)})" if parts else "")
 
 
-def run_evaluation(models, url, set_name, loader_cfg: LoaderConfig, dev, autocast, rank=0, world=1, classes=None):
+def run_evaluation(
+    models, url, set_name, loader_cfg: LoaderConfig, dev, autocast, rank=0, world=1, classes=None, progress=None
+):
     """Predict every video of ``<url>/<set_name>`` (this rank's share), gather, and score. With ``classes`` (the
     models' class names, in label order) a set whose classes differ is refused before anything runs."""
     loader = make_loader(url, set_name, "eval", loader_cfg, rank=rank, world=world)
     try:
         if classes is not None and list(classes) != list(loader.classes):
             raise ActnetError(f"{url}/{set_name}: {class_difference(list(classes), list(loader.classes))}")
-        pred = predict(models, loader, dev, autocast)
+        progress = progress or ProgressSink()
+        progress.start(f"evaluate {set_name}", len(range(rank, loader.num_samples, world)))
+        pred = predict(models, loader, dev, autocast, on_batch=progress.advance)
         pred["skipped"] = loader.bad
         pred = gather(pred)
     finally:

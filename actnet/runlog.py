@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from actnet.files import atomic_write
+from actnet.progress import duration_text, rate_text
 
 
 class Metrics:
@@ -88,7 +89,15 @@ def summary_line(r: dict) -> str:
     """A metrics record as the progress bar's text: epoch, loss parts, mask rate, speed, data wait, memory."""
     return (
         f"ep {r['epoch']:.1f} loss {r['loss']:.3f} (sup {r['sup']:.3f} pl {r['pseudo']:.3f} "
-        f"ca {r['contrastive']:.3f}) mask {r['mask_rate']:.2f} {r['clips_per_s']:.0f} clips/s "
+        f"ca {r['contrastive']:.3f}) mask {r['mask_rate']:.2f} {rate_text(r['clips_per_s'], 'clips')} "
         f"data {100 * r['data_share']:.0f}% rss {r['host_rss_gib']:.1f}G"
         + (f" gpu {r['gpu_peak_gib']:.1f}G" if "gpu_peak_gib" in r else "")
     )
+
+
+def status_line(r: dict, total_steps: int, eta_s: float | None) -> str:
+    """A metrics record as one plain line for logs that are not a terminal: the progress bar's fields plus the
+    step, the learning rates and the time left."""
+    lrs = "/".join(f"{lr:.3g}" for lr in r["lr"].values())
+    eta = f" eta {duration_text(eta_s)}" if eta_s is not None else ""
+    return f"step {r['step']}/{total_steps} {summary_line(r)} lr {lrs}{eta}"

@@ -50,11 +50,30 @@ def setup_distributed(device: torch.device) -> tuple[int, int]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cpu":  # share the cores between the local processes
-            local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if restart is None:
+            dist.init_process_group(backend)
+        else:  # torchrun keeps its store across restarts: keys of this attempt only, not the dead group's addresses
+            store, rank, size = next(dist.rendezvous("env://"))
+            store = dist.PrefixStore(f"actnet/attempt-{restart}", store)
+            dist.init_process_group(backend, store=store, rank=rank, world_size=size)
+        if device.type == "cpu":
+            torch.set_num_threads(cpu_threads(world))
     return dist_info()
+
+
+def cpu_threads(world: int) -> int:
+    """Threads per process on the CPU: ``ACTNET_CPU_THREADS`` when set, else the node's cores shared between the
+    processes on it (torchrun's ``LOCAL_WORLD_SIZE``). Thread counts change how CPU kernels sum, so runs compared
+    bit for bit need the same count per process."""
+    text = os.environ.get("ACTNET_CPU_THREADS", "")
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ActnetError(f"ACTNET_CPU_THREADS={text!r}: give a positive number of threads")
+        return int(text)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    return max(1, (os.cpu_count() or 1) // local)
 
 
 class _Gather(torch.autograd.Function):

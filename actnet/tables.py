@@ -133,3 +133,24 @@ def verify_table(checks: list, title: str) -> Table:
         result = "[green]ok[/]" if c.ok else f"[red]{len(c.problems)} damaged[/]"
         table.add_row(c.set, str(c.shards), str(c.samples), decimal(c.bytes), result)
     return table
+
+
+def dry_run_table(plan: dict) -> Table:
+    """What ``actnet train --dry-run`` found: the data, the schedule and the time estimate."""
+    from actnet.progress import duration_text
+
+    table = Table(title=f"dry run: {plan['run_dir']} (nothing written)", box=box.SIMPLE_HEAD, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("data", f"{plan['data']} ({plan['classes']} classes)")
+    for kind, found in plan["sets"].items():
+        table.add_row(f"{kind} set", f"{found['name']}: {found['videos']} videos")
+    table.add_row("processes", f"{plan['world']} on {plan['device']}")
+    table.add_row("steps", f"{plan['steps_per_epoch']} per epoch x {plan['epochs']} epochs = {plan['total_steps']}")
+    if plan["start_step"]:
+        table.add_row("resuming at", f"step {plan['start_step']}")
+    table.add_row("clips per step", f"{plan['clips_per_step']} (all processes)")
+    if plan["seconds_per_step"] is not None:
+        table.add_row("time per step", f"{plan['seconds_per_step']:.3g} s (mean of {plan['timed_steps']} timed steps)")
+        table.add_row("estimate", f"{duration_text(plan['estimate_s'])} of training steps (evaluations add to it)")
+    return table

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import rich
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -46,7 +49,7 @@ from actnet.optim import make_optimizer, make_scheduler
 from actnet.plots import plot_curves
 from actnet.progress import progress_bar
 from actnet.recipes import resolve_run_config, to_dict
-from actnet.runlog import Metrics, memory_usage, summary_line
+from actnet.runlog import Metrics, memory_usage, status_line, summary_line
 from actnet.runtime import autocast_for, mean_across_ranks, model_device, setup_distributed
 from actnet.task import ActNetFormerTask, build_students
 
@@ -81,6 +84,14 @@ def run_training(cfg: RunConfig, resume: str | Path | None = None, echo=None) ->
     if trainer.main and echo:
         echo(trainer.describe())
     result = trainer.fit()
+    if trainer.preempted:
+        if trainer.main and echo:
+            echo(
+                f"stopped by {trainer.stop_signal or 'a signal to another rank'} at step {trainer.step} of "
+                f"{trainer.last_step}: checkpoint {trainer.run_dir}/last.pt; the same command with --resume auto "
+                "continues"
+            )
+        return result
     if trainer.main and echo:
         top1 = ", ".join(f"{r} {100 * v:.1f}%" for r, v in result.items())
         echo(f"done: {trainer.run_dir}/last.pt" + (f"; quick eval top-1: {top1}" if top1 else ""))
@@ -170,10 +181,18 @@ class Trainer:
         self.step = 0
         if ckpt is not None:
             self._restore(ckpt)
+        # Preemption (SIGTERM, SIGUSR1): ranks agree at every step on a CPU group, without a device sync.
+        self.stop_signal: str | None = None
+        self.preempted = False
+        self._control = dist.new_group(backend="gloo") if self.world > 1 else None
         # Randomness of the steps themselves (dropout, drop path) differs per rank.
         if ckpt is None:
             torch.manual_seed(self.tcfg.seed * 1_000_003 + 7919 * self.rank + 1)
         self.progress_enabled = progress and self.main
+        # a batch job's log is not a terminal: plain status lines there instead of the bar (train.print_*)
+        self.plain_lines = self.progress_enabled and not rich.get_console().is_terminal
+        self._printed = (-1, 0.0)  # step and time of the last plain line
+        self._started = (0, 0.0)  # step and time this process began training at
         self.metrics: Metrics | None = None
         self.history: list[dict] = []
 
@@ -301,11 +320,17 @@ class Trainer:
             self.loader_cfg.batch_size * (1 + (self.loader_cfg.mu if "unlabeled" in self.loaders else 0))
         ) * self.world
         result: dict = {}
+        previous = self._catch_signals()
         try:
-            with progress_bar(info=True, enabled=self.progress_enabled) as bar:
+            self._started = (self.step, time.monotonic())
+            bar_on = self.progress_enabled and not self.plain_lines
+            with progress_bar(info=True, enabled=bar_on, console=rich.get_console()) as bar:
                 task = bar.add_task(self.cfg.name, total=self.last_step, completed=self.step, info="")
                 for boundary in self._boundaries():
                     self._segment(boundary, bar, task, clips)
+                    if self.preempted:  # a checkpoint now, at this step boundary, then out
+                        self.save()
+                        break
                     epoch_end = self.step % self.steps_per_epoch == 0
                     epoch = self.step // self.steps_per_epoch
                     due = self.tcfg.eval_every and epoch_end and epoch % self.tcfg.eval_every == 0
@@ -314,6 +339,8 @@ class Trainer:
                     if self._is_checkpoint(self.step):
                         self.save()
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.metrics.close()
             for loader in self.loaders.values():
                 loader.close()
@@ -338,13 +365,54 @@ class Trainer:
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 count += 1
                 bar.advance(task)
-                if self.step % self.tcfg.log_every == 0 or self.step == stop:
+                self.preempted = self._stop_requested()
+                if self.step % self.tcfg.log_every == 0 or self.step == stop or self.preempted:
                     record = self._log(sums, count, data_s, compute_s, time.perf_counter() - started, clips_per_step)
                     bar.update(task, info=summary_line(record))
+                    if self.plain_lines:
+                        self._print_line(record)
                     sums, count, data_s, compute_s, started = {}, 0, 0.0, 0.0, time.perf_counter()
+                if self.preempted:
+                    return
         finally:
             for it in iters.values():
                 it.close()
+
+    def _catch_signals(self) -> dict:
+        """SIGTERM and SIGUSR1 (what Slurm and torchrun send before ending a job) ask for a checkpoint at the next
+        step boundary and a clean exit; returns the handlers they replaced."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+
+            def handler(signum, frame):
+                self.stop_signal = signal.Signals(signum).name
+
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    def _stop_requested(self) -> bool:
+        """Whether any rank was asked to stop: every rank decides the same at the same step."""
+        if self._control is None:
+            return self.stop_signal is not None
+        flag = torch.tensor([0 if self.stop_signal is None else 1], dtype=torch.int32)
+        dist.all_reduce(flag, group=self._control)
+        return bool(flag.item())
+
+    def _print_line(self, record: dict) -> None:
+        """A plain status line when ``train.print_every`` steps or ``train.print_minutes`` have passed since the
+        last one (and at the first metrics line and the last step)."""
+        now = time.monotonic()
+        last_step, last_time = self._printed
+        due = last_step < 0 or self.step == self.last_step or self.step - last_step >= self.tcfg.print_every
+        if not (due or now - last_time >= 60 * self.tcfg.print_minutes):
+            return
+        first_step, started = self._started
+        done = self.step - first_step
+        eta = (self.last_step - self.step) * (now - started) / done if done else None
+        print(status_line(record, self.last_step, eta), flush=True)
+        self._printed = (self.step, now)
 
     def _log(self, sums, count, data_s, compute_s, elapsed, clips_per_step) -> dict:
         """The one host sync per log interval: the loss parts averaged over the interval and over the ranks (one

@@ -32,13 +32,17 @@ class OneLineErrors(TyperGroup):
         except click_errors.NoArgsIsHelpError:  # the help was printed
             sys.exit(2)
         except click_errors.UsageError as err:
-            where = " ".join(["actnet", *(err.ctx.command_path.split()[1:] if err.ctx is not None else [])])
+            names, ctx = [], err.ctx
+            while ctx is not None and ctx.parent is not None:  # the subcommands' names, whatever the program's
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            where = " ".join(["actnet", *reversed(names)])
             error_line(f"{err.format_message()} (see {where} --help)")
             sys.exit(err.exit_code)
         except click_errors.ClickException as err:
             error_line(err.format_message())
             sys.exit(err.exit_code)
-        except click_errors.Abort:
+        except (typer.Abort, KeyboardInterrupt):
             error_line("interrupted")
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)

@@ -41,6 +41,9 @@ def train_command(
             "if it has one, else start."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Resolve and build everything, time a few steps, train and write nothing.")
+    ] = False,
 ):
     from actnet.runtime import finish_distributed
     from actnet.train import resolve_training, run_training
@@ -58,7 +61,20 @@ def train_command(
         out.print(f"--resume auto: {found}")
     if not cfg.data.url:
         raise ActnetError("--data is required (a folder written by `actnet prepare`, e.g. shards/ucf101/split1)")
-    run_training(cfg, checkpoint, echo=out.print)
+    if dry_run:
+        import yaml
+
+        from actnet.dry_run import dry_run as plan_run
+        from actnet.runtime import dist_info
+        from actnet.tables import dry_run_table
+
+        plan = plan_run(cfg, checkpoint)
+        if dist_info()[0] == 0:
+            sys.stdout.write(yaml.safe_dump(plan["config"], sort_keys=False))
+            out.print(dry_run_table(plan))
+        finish_distributed()
+        return
+    run_training(cfg, checkpoint, echo=lambda text: out.print(text, soft_wrap=True))
     finish_distributed()  # after a failure torchrun ends the other ranks; waiting for them could hang
 
 
@@ -77,19 +93,22 @@ def evaluate_command(
 ):
     from actnet.config import EvalConfig
     from actnet.evaluate import evaluate_checkpoint
+    from actnet.progress import ProgressSink
     from actnet.runtime import finish_distributed, model_device, setup_distributed
     from actnet.tables import report_table
 
     rank, _ = setup_distributed(model_device(device.value if device else "auto"))
-    report = evaluate_checkpoint(
-        checkpoint,
-        data=data,
-        set_name=set_name,
-        eval_cfg=EvalConfig(clips=clips, crops=crops, batch_size=batch_size),
-        device=device.value if device else None,
-        use_ema=ema,
-        out=out_dir,
-    )
+    with sink("videos") if rank == 0 else ProgressSink() as progress:
+        report = evaluate_checkpoint(
+            checkpoint,
+            data=data,
+            set_name=set_name,
+            eval_cfg=EvalConfig(clips=clips, crops=crops, batch_size=batch_size),
+            device=device.value if device else None,
+            use_ema=ema,
+            out=out_dir,
+            progress=progress,
+        )
     finish_distributed()
     if rank == 0:
         title = f"{report['set']}: {report['videos']} videos, {report['views']} views, step {report['step']}"
