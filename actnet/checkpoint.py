@@ -130,7 +130,10 @@ def trained_models(ckpt: dict, device: torch.device, use_ema: bool = True) -> tu
     from actnet.task import build_students
 
     cfg: RunConfig = ckpt["run_config"]
-    models = {r: s.backbone for r, s in build_students(cfg.model, ckpt["num_classes"], projection=False).items()}
+    models = {
+        r: s.backbone
+        for r, s in build_students(cfg.model, ckpt["num_classes"], projection=False, pretrained=False).items()
+    }
     which = "ema" if (use_ema and ckpt.get("ema")) else "model"
     weights = ckpt["ema"] if which == "ema" else ckpt["models"]
     for role, model in models.items():

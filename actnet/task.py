@@ -45,15 +45,17 @@ class Student(nn.Module):
         return logits, z
 
 
-def build_students(cfg: ModelConfig, num_classes: int, projection: bool) -> dict[str, Student]:
-    """The run's models by role (primary first), pretrained weights loaded from local files if configured."""
+def build_students(cfg: ModelConfig, num_classes: int, projection: bool, pretrained: bool = True) -> dict[str, Student]:
+    """The run's models by role (primary first), pretrained weights loaded from local files if configured and
+    ``pretrained``: models about to receive a checkpoint's weights (evaluate, predict, export, a resumed run)
+    skip them, so a checkpoint needs nothing else, on any machine."""
     from actnet.models.pretrained import load_pretrained
 
     students = {}
     for role, name in cfg.presets().items():
         backbone = create_model(name, num_classes, drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path_rate)
         weights = cfg.pretrained_primary if role == "primary" else cfg.pretrained_auxiliary
-        if weights:
+        if weights and pretrained:
             report = load_pretrained(backbone, weights, strict=False)
             log.info("%s: %s", role, report.summary())
         head = ProjectionHead(backbone.num_features, cfg.projection_dim, cfg.projection_hidden) if projection else None

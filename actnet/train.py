@@ -141,7 +141,9 @@ class Trainer:
 
         # Models, the same initial weights on every rank; an optimizer and a schedule each.
         torch.manual_seed(self.tcfg.seed)
-        self.students = build_students(cfg.model, self.num_classes, projection=self.ocfg.beta > 0)
+        self.students = build_students(
+            cfg.model, self.num_classes, projection=self.ocfg.beta > 0, pretrained=ckpt is None
+        )
         for s in self.students.values():
             s.to(self.device)
             if self.tcfg.channels_last:

@@ -38,3 +38,28 @@ def test_evaluate_counts_each_video_once_with_all_views(shards, tmp_path):
     assert Path(report["confusion_png"]).stat().st_size > 0
     saved = json.loads((tmp_path / "ev" / "eval-test-2x3.json").read_text())
     assert saved["models"]["ensemble"]["top1"] == report["models"]["ensemble"]["top1"]
+
+
+def test_a_checkpoint_needs_nothing_else_not_even_its_pretrained_files(shards, synthetic_tree, tmp_path):
+    """Trained from a local 2D ViT file; with that file gone, evaluate, predict and resume still work, and the
+    weights they use are the checkpoint's."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    from actnet.predict import predict_files
+
+    vit = VisionTransformer(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_classes=5)
+    weights = tmp_path / "vit2d.pth"
+    torch.save({"model": vit.state_dict()}, weights)
+    cfg = tiny_config(shards, tmp_path, "pre", "train.max_steps=2", f"model.pretrained_auxiliary={weights}")
+    Trainer(cfg, progress=False).fit()
+    weights.unlink()
+    report = evaluate_checkpoint(tmp_path / "pre" / "last.pt")
+    assert report["videos"] > 0
+    video = next(p for p in sorted(synthetic_tree.rglob("*")) if p.is_file())
+    (result,) = predict_files(tmp_path / "pre" / "last.pt", [video], clips=1, crops=1)
+    assert "error" not in result and set(result["top"]) == {"primary", "auxiliary", "ensemble"}
+    resumed_cfg = tiny_config(shards, tmp_path, "pre", "train.max_steps=3", f"model.pretrained_auxiliary={weights}")
+    resumed = Trainer(resumed_cfg, resume=tmp_path / "pre" / "last.pt", progress=False)
+    assert resumed.step == 2
+    resumed.fit()
+    assert resumed.step == 3
