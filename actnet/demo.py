@@ -2,15 +2,24 @@
 
 Render the synthetic set, prepare it with a labeled subset, draw its contact sheet, train ActNetFormer and the
 supervised-only baseline on the same labeled videos for the same steps (the ``demo`` recipe: tiny presets at
-64 px), evaluate both and compare them. A rerun reuses the rendered videos, the prepared shards and every run
-that has a checkpoint. (The heavy imports happen inside :func:`run_demo`: the CLI reads this module's defaults.)
+64 px), evaluate both and compare them.
+
+A rerun reuses what it can prove was made by the same settings and code: ``demo-state.json`` records, for the
+prepared data, the synthetic set's settings, the labeled subset, the encoding and :func:`actnet.code_version`,
+and for each run its resolved config and the code version, written once its training finished. Anything whose
+record differs (another option, another commit, a run that was interrupted) is deleted and made again;
+``force`` remakes everything. ``comparison.json`` names the code version and options it was measured with.
+(The heavy imports happen inside :func:`run_demo`: the CLI reads this module's defaults.)
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 
+from actnet import code_version
 from actnet.config import EncodeConfig, PrepareOptions, SyntheticConfig
 from actnet.errors import RunFailed
 from actnet.progress import ProgressSink
@@ -22,6 +31,13 @@ DEMO_APPEARANCE = 0.5
 METHODS = {"actnetformer": [], "supervised": ["objective.teaching=none", "objective.beta=0"]}
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
 def run_demo(
     out_dir: Path,
     *,
@@ -31,6 +47,7 @@ def run_demo(
     videos_per_class: int = SyntheticConfig.videos_per_class,
     appearance: float = DEMO_APPEARANCE,
     labeled: str = "10%",
+    force: bool = False,
     echo=print,
     progress: ProgressSink | None = None,
 ) -> dict[str, dict]:
@@ -42,7 +59,7 @@ def run_demo(
     from actnet.files import atomic_write
     from actnet.inspect_shards import contact_sheet, load_sets
     from actnet.prepare import prepare
-    from actnet.recipes import resolve_run_config
+    from actnet.recipes import resolve_run_config, to_dict
     from actnet.tables import comparison_table, prepare_report, shard_set_tables
     from actnet.train import run_training
 
@@ -50,6 +67,16 @@ def run_demo(
     out_dir = Path(out_dir)
     cfg = SyntheticConfig(appearance=appearance, videos_per_class=videos_per_class)
     labeled_set = parse_labeled(labeled).set_name(0)
+    encode = EncodeConfig(short_side=96, small_videos="keep")  # a CPU demo: 128x96 stays (CPU-only)
+    code = code_version()
+    state_file = out_dir / "demo-state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() and not force else {}
+    data_key = {"synthetic": asdict(cfg), "labeled": labeled, "encode": asdict(encode), "code": code}
+    if state.get("data") != data_key:  # other data or other code: nothing made before is this demo's
+        for made in ("shards", "manifests", "runs", "contact_sheet.png", "comparison.json"):
+            _remove(out_dir / made)
+        state = {"data": data_key, "runs": {}}
+        atomic_write(state_file, json.dumps(state, indent=1) + "\n")  # prepare itself resumes if interrupted
     listing = synthetic_listing(cfg, None, workers, progress)
     shard_dir = out_dir / "shards" / listing.dataset / listing.split
     if not (shard_dir / f"{labeled_set}.info.json").exists():  # written last: a finished prepare is kept
@@ -58,7 +85,7 @@ def run_demo(
             manifests=str(out_dir / "manifests"),
             labeled=(labeled,),
             workers=workers,
-            encode=EncodeConfig(short_side=96, small_videos="keep"),  # a CPU demo: 128x96 stays (CPU-only)
+            encode=encode,
         )
         summary = prepare(listing, opts, progress)
         progress.close()
@@ -79,12 +106,18 @@ def run_demo(
             "train": {"epochs": epochs, "seed": seed},
         }
         run_cfg = resolve_run_config("demo", sets, options)
+        run_key = {"config": to_dict(run_cfg), "code": code}
         last = Path(run_cfg.run_dir) / "last.pt"
-        if not last.exists():
+        if state["runs"].get(run_cfg.name) != run_key or not last.exists():
+            _remove(Path(run_cfg.run_dir))  # another config, another commit, or a run that did not finish
             run_training(run_cfg, echo=echo)
+            state["runs"][run_cfg.name] = run_key
+            atomic_write(state_file, json.dumps(state, indent=1) + "\n")
         reports[name] = evaluate_checkpoint(last)
     echo(comparison_table(reports, f"synthetic set, {labeled} labeled: test top-1 / mean class accuracy (%)"))
     summary = {name: {r: v["top1"] for r, v in rep["models"].items()} for name, rep in reports.items()}
+    options = {"seed": seed, "epochs": epochs, "videos_per_class": videos_per_class, "appearance": appearance}
+    summary = {"code": code, "options": {**options, "labeled": labeled}, "top1": summary}
     atomic_write(out_dir / "comparison.json", json.dumps(summary, indent=1) + "\n")
     echo(f"runs, curves and confusion matrices: {out_dir / 'runs'}")
     return reports

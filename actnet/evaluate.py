@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from actnet import code_version
 from actnet.checkpoint import checkpoint_path, load_checkpoint, trained_models
 from actnet.config import EvalConfig, LoaderConfig, RunConfig
 from actnet.data.loader import make_loader
@@ -153,6 +154,7 @@ def evaluate_checkpoint(
         models, url, set_name, loader_cfg, dev, autocast, rank, world, ckpt["class_names"], progress=progress
     )
     report.update(
+        code=code_version(),
         checkpoint=str(checkpoint),
         step=ckpt["step"],
         weights=weights,

@@ -89,7 +89,7 @@ def markdown(results: dict[int, dict], args: argparse.Namespace) -> str:
     lines += [
         "",
         f"{minutes:.1f} min per seed (both methods, prepare cached) on {m['cores']} cores, "
-        f"{m['host_cpu']}, {m['date']}.",
+        f"{m['host_cpu']}, {m['date']}, actnet {m['actnet']}.",
         "",
     ]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from actnet import __version__
+from actnet import code_version
 from actnet.errors import ActnetError
 from actnet.files import atomic_write
 
@@ -41,7 +41,7 @@ def machine_description() -> dict:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "ffmpeg": ffmpeg_version,
-        "actnet": __version__,
+        "actnet": code_version(),
         "device": "CPU only",
     }
 

@@ -82,6 +82,9 @@ def demo_command(
         float, typer.Option(help="Weight of the per-class colour (0: motion only).")
     ] = DEMO_APPEARANCE,
     labeled: Annotated[str, typer.Option(help="Labeled subset, as for prepare (10%, 2/class).")] = "10%",
+    force: Annotated[
+        bool, typer.Option(help="Make everything again (default: reuse what the same settings made).")
+    ] = False,
 ):
     from actnet.demo import run_demo
 
@@ -94,6 +97,7 @@ def demo_command(
             videos_per_class=videos_per_class,
             appearance=appearance,
             labeled=labeled,
+            force=force,
             echo=out.print,
             progress=progress,
         )
