@@ -130,4 +130,5 @@ def test_training_from_a_failing_bucket_ends_with_one_line(shards, s3_bucket, s3
     assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
     assert data.split("/")[2] in lines[0] and proxy.url in lines[0]
     # the failed read's bound, plus reads already in flight and the process's own exit
+    print(f"{failure}: the run ended {seconds:.1f} s after the endpoint broke (ACTNET_S3_TIMEOUT={BOUND_S:g})")
     assert seconds < 2 * BOUND_S + 10, seconds
