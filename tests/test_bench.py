@@ -30,6 +30,25 @@ def test_benchmark_loader_records_its_figures(indexed, tmp_path):
     assert len(data["readers"]) == 3 and "| unlabeled (train) | 2 |" in results.read_text()
 
 
+def test_benchmark_storage_reads_through_the_latency_proxy_and_records(indexed, tmp_path, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    results = tmp_path / "bench.md"
+    args = ["benchmark", "storage", "--data", str(indexed), "--latency-ms", "0,30", "--size", "16", "--frames", "4"]
+    args += ["--batch-size", "2", "--batches", "1", "--workers", "1", "--results", str(results)]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    data = json.loads(results.with_suffix(".json").read_text())["storage"]
+    assert [r["stream"] for r in data["streams"]] == ["unlabeled", "eval"]
+    for row in data["streams"]:
+        assert row["local"] > 0 and set(row["latency"]) == {"0.0", "30.0"}
+        for figures in row["latency"].values():
+            assert figures["clips_per_s"] > 0 and figures["requests"] == 1.0  # one ranged GET per sample
+            assert figures["bytes"] > figures["sample_bytes"]  # the sample plus HTTP headers
+    assert "| unlabeled (train) | 30 ms |" in results.read_text()
+    bad = CliRunner().invoke(app, [*args[:4], "--latency-ms", "soon"])
+    assert bad.exit_code == 2 and "--latency-ms 'soon'" in bad.output
+
+
 def test_pyav_and_torchcodec_decode_the_same_frames_in_any_order(indexed):
     from actnet.bench.baseline import decode_at, pick_decoder
 

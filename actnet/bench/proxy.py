@@ -18,7 +18,8 @@ class Proxy:
         host, _, port = target.removeprefix("http://").rstrip("/").partition(":")
         self.target = (host, int(port or 80))
         self.latency_ms, self.bytes_per_s = latency_ms, bytes_per_s
-        self.requests = 0
+        self.requests = 0  # chunks sent upstream (an HTTP request is one)
+        self.bytes_down = 0  # bytes sent back to the clients
         self._hung = threading.Event()
         self._closed = threading.Event()
         self._conns: list[socket.socket] = []
@@ -89,8 +90,10 @@ class Proxy:
                     self.requests += 1
                     if self.latency_ms:
                         time.sleep(self.latency_ms / 1000)
-                elif self.bytes_per_s:
-                    time.sleep(len(data) / self.bytes_per_s)
+                else:
+                    self.bytes_down += len(data)
+                    if self.bytes_per_s:
+                        time.sleep(len(data) / self.bytes_per_s)
                 dst.sendall(data)
         except OSError:
             pass

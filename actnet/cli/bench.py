@@ -1,4 +1,4 @@
-"""``actnet benchmark all|prepare|loader``: measure, print the figures, record them in the results file."""
+"""``actnet benchmark all|prepare|loader|storage``: measure, print the figures, record them in the results file."""
 
 import os
 from pathlib import Path
@@ -9,6 +9,7 @@ import typer
 from actnet.bench import SECTIONS
 from actnet.cli.common import app, handle_errors, out, parse_frame_size, sink
 from actnet.config import Device, EncodeConfig
+from actnet.errors import ActnetError
 
 benchmark_app = typer.Typer(no_args_is_help=True, help="Measure throughput and write the results file.")
 app.add_typer(benchmark_app, name="benchmark")
@@ -116,4 +117,65 @@ def benchmark_loader_command(
     out.print(markdown)
     if results is not None:
         record("loader", markdown, result, results)
+        out.print(f"recorded in {results}")
+
+
+@benchmark_app.command(
+    "storage", help="The loader reading shards from S3 at added latency per request, against local disk."
+)
+@handle_errors
+def benchmark_storage_command(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A local shard folder with train and test sets (default: the synthetic benchmark set)."),
+    ] = None,
+    s3: Annotated[
+        str | None, typer.Option(help="s3://bucket/prefix to copy them to (default: a local S3 server, moto).")
+    ] = None,
+    latency_ms: Annotated[str, typer.Option(help="Latencies added per request, comma-separated.")] = "0,20,50,100",
+    bandwidth_mbps: Annotated[float, typer.Option(help="Cap on MB/s coming back (0: none).")] = 0.0,
+    size: Annotated[int, typer.Option(help="Crop size of both models' clips.")] = 64,
+    frames: Annotated[int, typer.Option(help="Frames per clip (T) of both models.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Clips per training batch.")] = 8,
+    batches: Annotated[int, typer.Option(help="Timed batches per stream (after one warm-up batch).")] = 6,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="DALI threads (0: cores).")] = 0,
+    device: Annotated[Device, typer.Option(help="Where to decode.")] = Device.auto,
+    results: Annotated[Path | None, typer.Option(help="Record the figures in this markdown file (+ .json).")] = None,
+):
+    import contextlib
+
+    from actnet.bench import storage
+    from actnet.bench.common import record
+    from actnet.bench.suite import bench_shards, loader_config
+
+    try:
+        latencies = [float(x) for x in latency_ms.split(",") if x.strip()]
+    except ValueError:
+        raise ActnetError(f"--latency-ms {latency_ms!r}: give numbers separated by commas, as in 0,20,50") from None
+    workers = workers or os.cpu_count() or 1
+    cfg = loader_config(size, frames, batch_size, 2, workers, device.value)
+    with sink() as progress:
+        if data is None:
+            data, source = bench_shards(workers, progress)
+        else:
+            source = str(data)
+    server = storage.local_s3_server() if s3 is None else contextlib.nullcontext(None)
+    with server as local_endpoint:
+        url = s3 or "s3://actnet-bench/shards"
+        target = local_endpoint or os.environ.get("AWS_ENDPOINT_URL")
+        if not target:
+            raise ActnetError("--s3: set AWS_ENDPOINT_URL to the S3 endpoint the proxy should stand in front of")
+        if local_endpoint:
+            with storage.endpoint(local_endpoint):
+                import boto3
+
+                boto3.session.Session().client("s3").create_bucket(Bucket="actnet-bench")
+        with storage.endpoint(target):
+            result = storage.benchmark_storage(
+                Path(data), url, target, latencies, cfg, batches, bandwidth_mbps * 1e6, log=out.print
+            )
+    markdown = storage.storage_markdown(result, cfg, source)
+    out.print(markdown)
+    if results is not None:
+        record("storage", markdown, result, results)
         out.print(f"recorded in {results}")
