@@ -8,7 +8,8 @@ So a reader never sees half an object, and "complete" is signalled by writing a 
 S3 uses boto3's default credential chain; ``AWS_ENDPOINT_URL`` points it at any S3-compatible server. Every S3
 call goes through :meth:`S3Storage._call`, the one place that bounds its time and names its failure: each request
 may take ``read_timeout`` seconds and is tried three times, so a hung or stopped endpoint ends the call within
-``ACTNET_S3_TIMEOUT`` seconds (default 60) with a :class:`StorageError` naming the endpoint, bucket and key.
+``ACTNET_S3_TIMEOUT`` seconds (default 30) with a :class:`StorageError` naming the endpoint, bucket and key. A
+run's reads in flight end within that too, so a run ends at most twice that (60 s) after its last good read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from actnet.errors import ActnetError, RunFailed
 from actnet.files import atomic_write, inside, move_into_place
 
 S3_TIMEOUT_ENV = "ACTNET_S3_TIMEOUT"
-S3_TIMEOUT_DEFAULT = 60.0
+S3_TIMEOUT_DEFAULT = 30.0  # per call; a run with reads in flight ends within twice this
 S3_ATTEMPTS = 3  # botocore's "standard" retries back off at most 1 + 2 s between them
 _BACKOFF_S = 3.0
 
@@ -33,7 +34,7 @@ class StorageError(RunFailed):
 
 
 def s3_timeout() -> float:
-    """Seconds within which any S3 call succeeds or fails (``ACTNET_S3_TIMEOUT``, default 60)."""
+    """Seconds within which any S3 call succeeds or fails (``ACTNET_S3_TIMEOUT``, default 30)."""
     text = os.environ.get(S3_TIMEOUT_ENV, "")
     if not text:
         return S3_TIMEOUT_DEFAULT
