@@ -4,9 +4,12 @@ Data flows one way: ``prepare`` (videos -> manifests + WebDataset shards) -> loa
 Importing the package is cheap: no torch, DALI or ffmpeg at import time.
 """
 
+import functools
+
 __version__ = "0.1.0"
 
 
+@functools.cache
 def code_version() -> str:
     """What a result was measured with: the version, and in a git checkout the commit (``+dirty`` when files
     differ from it), e.g. ``0.1.0+g1a2b3c4d`` or ``0.1.0+g1a2b3c4d.dirty``; an installed wheel gives the version."""

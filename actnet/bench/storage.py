@@ -32,32 +32,39 @@ def local_s3_server() -> Iterator[str]:
         from moto.server import ThreadedMotoServer
     except ImportError:
         raise ActnetError(
-            "--s3: give a bucket (s3://bucket/prefix), or install actnet[dev] for a local server"
+            "--s3: give a bucket (s3://bucket/prefix), or install actnet[bench] for a local server"
         ) from None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
     try:
-        yield f"http://127.0.0.1:{port}"
+        with environment(**credentials):
+            yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 @contextlib.contextmanager
-def endpoint(url: str) -> Iterator[None]:
-    """``AWS_ENDPOINT_URL`` set to ``url`` for the storages opened inside (each S3 client reads it when made)."""
-    saved = os.environ.get("AWS_ENDPOINT_URL")
-    os.environ["AWS_ENDPOINT_URL"] = url
+def environment(**values: str) -> Iterator[None]:
+    """Environment variables set for the block (each S3 client reads them when made), restored after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        os.environ.pop("AWS_ENDPOINT_URL", None) if saved is None else os.environ.__setitem__("AWS_ENDPOINT_URL", saved)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def endpoint(url: str):
+    """``AWS_ENDPOINT_URL`` set to ``url`` for the storages opened inside."""
+    return environment(AWS_ENDPOINT_URL=url)
 
 
 def upload(local: Path, url: str, sets: tuple[str, ...]) -> None:
