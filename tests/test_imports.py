@@ -61,7 +61,10 @@ def test_models_and_data_never_import_each_other():
 
 
 def test_config_imports_nothing_of_actnet_but_its_errors():
-    assert actnet_imports("actnet.config") <= {"actnet.errors"}
+    config = {n for n in MODULES if in_package(n, "actnet.config")}
+    assert {"actnet.config", "actnet.config.run", "actnet.config.prepare"} <= config
+    for name in config:
+        assert actnet_imports(name) <= config | {"actnet.errors"}, name
     assert actnet_imports("actnet.errors") == set()
 
 
