@@ -36,6 +36,11 @@ def dry_run(cfg, resume: str | Path | None = None, timed_steps: int = TIMED_STEP
         "total_steps": trainer.last_step,
         "start_step": trainer.step,
         "clips_per_step": per_rank * trainer.world,
+        "peak_lr": dict(trainer.peak_lr),
+        "term_starts": {  # the step each unlabeled term starts at; None: off in this run
+            "pseudo-labels": trainer.warm_steps if cfg.objective.teaching != "none" and cfg.objective.gamma else None,
+            "contrastive": trainer.contrast_steps if cfg.objective.beta else None,
+        },
     }
     iters = trainer.iterators(trainer.step)
     try:

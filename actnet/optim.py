@@ -32,14 +32,18 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(cfg: OptimConfig, module: nn.Module) -> torch.optim.Optimizer:
-    """SGD or AdamW over ``param_groups``, built after the module is on its device (fused kernels need that)."""
+def make_optimizer(cfg: OptimConfig, module: nn.Module, global_batch: int | None = None) -> torch.optim.Optimizer:
+    """SGD or AdamW over ``param_groups``, built after the module is on its device (fused kernels need that).
+
+    The peak learning rate is ``cfg.scaled_lr(global_batch)``: linear in the labeled clips per step over all ranks
+    when ``cfg.lr_batch`` is set (``None``: ``cfg.lr`` as given)."""
+    lr = cfg.lr if global_batch is None else cfg.scaled_lr(global_batch)
     groups = param_groups(module, cfg.weight_decay)
     on_fused_device = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in module.parameters())
     impl = {"fused": True} if cfg.fused and on_fused_device else {"foreach": True}
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, cfg.betas2), **impl)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **impl)
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, cfg.betas2), **impl)
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **impl)
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:

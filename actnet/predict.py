@@ -48,7 +48,7 @@ def clip_views(frames: np.ndarray, fps: float, clip: ClipConfig, loader: LoaderC
     starts = uniform_starts(n, clip_span(clip.frames, stride), k)
     index = [f for s in starts for f in clip_indices(s, clip.frames, stride, n)]
     x = torch.from_numpy(frames[index]).permute(0, 3, 1, 2)  # (K*T, C, H, W)
-    return eval_views(x, k, clip.size, crop_positions(width, height, crops), loader.mean, loader.std)
+    return eval_views(x, k, clip.size, crop_positions(width, height, crops), loader.mean, loader.std, clip.test_scale)
 
 
 @torch.no_grad()

@@ -95,7 +95,7 @@ def prediction_table(result: dict) -> Table:
 
 
 def comparison_table(reports: dict[str, dict], title: str) -> Table:
-    """Methods side by side: test top-1 / mean class accuracy (%) of each model and the ensemble."""
+    """Methods side by side: test top-1 [95% interval] / mean class accuracy (%) of each model and the ensemble."""
     table = Table(title=title, box=box.SIMPLE_HEAD)
     table.add_column("method")
     for role in ROLES:
@@ -108,7 +108,11 @@ def comparison_table(reports: dict[str, dict], title: str) -> Table:
 
 
 def _accuracies(m: dict) -> str:
-    return f"{100 * m['top1']:.1f} / {100 * m['mean_class_accuracy']:.1f}"
+    interval = ""
+    if m.get("top1_interval"):  # reports written before intervals existed have none
+        lo, hi = m["top1_interval"]
+        interval = f" [{100 * lo:.0f}-{100 * hi:.0f}]"
+    return f"{100 * m['top1']:.1f}{interval} / {100 * m['mean_class_accuracy']:.1f}"
 
 
 def doctor_table(checks: list, title: str) -> Table:
@@ -150,6 +154,10 @@ def dry_run_table(plan: dict) -> Table:
     if plan["start_step"]:
         table.add_row("resuming at", f"step {plan['start_step']}")
     table.add_row("clips per step", f"{plan['clips_per_step']} (all processes)")
+    lrs = ", ".join(f"{role} {lr:.3g}" for role, lr in plan["peak_lr"].items())
+    table.add_row("peak learning rate", lrs)
+    starts = [f"{term} {'off' if step is None else f'from step {step}'}" for term, step in plan["term_starts"].items()]
+    table.add_row("unlabeled terms", ", ".join(starts))
     if plan["seconds_per_step"] is not None:
         table.add_row("time per step", f"{plan['seconds_per_step']:.3g} s (mean of {plan['timed_steps']} timed steps)")
         table.add_row("estimate", f"{duration_text(plan['estimate_s'])} of training steps (evaluations add to it)")

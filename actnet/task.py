@@ -1,8 +1,13 @@
 """The training task: the run's models and the objective, from a step's batches to a dict of loss parts.
 
-One step (METHOD.md section 2): each model runs once, in train mode, on the concatenation of its labeled weak
-view, its unlabeled weak view and (once the supervised warm-up is over) its unlabeled strong view; the loss is
-``objectives.actnetformer_loss``. ``objective.teaching`` picks who teaches whom (``cross``: ActNetFormer and
+One step (METHOD.md section 2): each model runs once, in train mode, on the concatenation of its labeled weak view,
+its unlabeled weak view and (once the pseudo-label warm-up, ``objective.supervised_epochs``, is over) its unlabeled
+strong view; the loss is ``objectives.actnetformer_loss``. The contrastive term runs from
+``objective.contrastive_epochs`` (0 by default, so the warm-up is supervised + contrastive, as METHOD.md has it).
+``objective.teacher_mode`` says where pseudo-labels come from: ``train`` (the default, FixMatch) reads them from the
+weak view's logits of that one pass, drop-path and batch-norm batch statistics included; ``eval`` runs the weak view
+once more, without gradients, in eval mode (no drop-path or dropout, batch-norm running statistics), which costs one
+more forward of the weak view per model. ``objective.teaching`` picks who teaches whom (``cross``: ActNetFormer and
 CMPL, ``self``: FixMatch, ``none``: supervised only) and ``objective.beta`` 0 drops the contrastive term, so every
 baseline is a setting of this one task.
 
@@ -75,10 +80,11 @@ def teachers_for(objective: ObjectiveConfig, roles: list[str]) -> dict[str, str]
 class ActNetFormerTask:
     """``task(batches, step)``: every model's forward on the step's views and the objective's loss parts.
 
-    ``models`` are what runs forward (the students, or their DDP / compiled wrappers), by role; ``warm_steps``
-    is the length of the supervised warm-up in steps. Under DDP the contrastive term's negatives are every rank's
-    videos (``objective.negatives=global``: the projections are gathered with gradients, so 8 GPUs x 8 clips
-    compute what one GPU with 64 clips would) or this rank's only (``local``).
+    ``models`` are what runs forward (the students, or their DDP / compiled wrappers), by role; ``warm_steps`` is
+    the step at which pseudo-labels start, ``contrast_steps`` the one at which the contrastive term starts. Under
+    DDP the contrastive term's negatives are every rank's videos (``objective.negatives=global``: the projections
+    are gathered with gradients, so 8 GPUs x 8 clips compute what one GPU with 64 clips would) or this rank's only
+    (``local``).
 
     Returns ``loss`` (with its graph, to backpropagate) and, detached, the parts (``sup``, ``pseudo``,
     ``contrastive``, ``mask_rate``) and diagnostics: ``train_acc`` on the labeled clips, and ``pl_hits`` /
@@ -92,11 +98,12 @@ class ActNetFormerTask:
         objective: ObjectiveConfig,
         *,
         warm_steps: int,
+        contrast_steps: int = 0,
         device: torch.device,
         autocast,
         channels_last: bool = False,
     ):
-        self.models, self.ocfg, self.warm_steps = models, objective, warm_steps
+        self.models, self.ocfg, self.warm_steps, self.contrast_steps = models, objective, warm_steps, contrast_steps
         self.device, self.autocast, self.channels_last = device, autocast, channels_last
         self.teachers = teachers_for(objective, list(models))
         rank, world = dist_info()
@@ -106,10 +113,12 @@ class ActNetFormerTask:
     def __call__(self, batches: dict, step: int) -> dict[str, torch.Tensor]:
         lab, unl = batches["labeled"], batches.get("unlabeled")
         pseudo_on = unl is not None and bool(self.teachers) and self.ocfg.gamma > 0 and step >= self.warm_steps
-        contrast = unl is not None and self.ocfg.beta > 0
+        contrast = unl is not None and self.ocfg.beta > 0 and step >= self.contrast_steps
+        separate_teacher = pseudo_on and self.ocfg.teacher_mode == "eval"
         n_lab = len(lab)
-        n_unl = len(unl) if (pseudo_on or contrast) else 0
+        n_unl = len(unl) if ((pseudo_on and not separate_teacher) or contrast) else 0
         labels = lab.label.to(self.device, non_blocking=True)
+        teacher_logits = self._teacher_forward(unl) if separate_teacher else {}
         logits, projections = {}, {}
         for model in self.models.values():
             model.train()
@@ -120,13 +129,13 @@ class ActNetFormerTask:
                     parts.append(unl[role, "weak"])
                 if pseudo_on:
                     parts.append(unl[role, "strong"])
-                x = torch.cat([p.to(self.device, non_blocking=True) for p in parts])
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last_3d)
+                x = self._input(parts)
                 logits[role], projections[role] = model(x, (n_lab, n_lab + n_unl) if contrast else None)
         labeled = {r: x[:n_lab] for r, x in logits.items()}
         weak = {r: x[n_lab : n_lab + n_unl] for r, x in logits.items()} if pseudo_on else {}
         strong = {r: x[n_lab + n_unl :] for r, x in logits.items()} if pseudo_on else {}
+        if separate_teacher:
+            weak = {r: teacher_logits[r] for r in self.models if r in set(self.teachers.values())}
         gathered = None
         if contrast and self.rank is not None:  # every rank's projections, this rank's at rows rank * n_unl on
             gathered = {role: gather_with_grad(z) for role, z in projections.items()}
@@ -138,7 +147,7 @@ class ActNetFormerTask:
             projections if contrast else None,
             threshold=self.ocfg.threshold,
             gamma=self.ocfg.gamma if pseudo_on else 0.0,
-            beta=self.ocfg.beta,
+            beta=self.ocfg.beta if contrast else 0.0,
             temperature=self.ocfg.temperature,
             symmetric=self.ocfg.symmetric,
             teachers=self.teachers,
@@ -156,4 +165,22 @@ class ActNetFormerTask:
                     hits = hits + ((guess == truth) & kept).sum()
                     count = count + kept.sum()
             out["pl_hits"], out["pl_count"] = hits, count
+        return out
+
+    def _input(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        x = torch.cat([p.to(self.device, non_blocking=True) for p in parts])
+        return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else x
+
+    @torch.no_grad()
+    def _teacher_forward(self, unl) -> dict[str, torch.Tensor]:
+        """``teacher_mode=eval``: each teacher's logits on the unlabeled weak view, in eval mode, without gradients
+        (through the students themselves, not their DDP wrappers: nothing here is to be synchronised)."""
+        out = {}
+        for role in dict.fromkeys(self.teachers.values()):
+            model = self.models[role]
+            model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+            model = getattr(model, "module", model)  # DDP's wrapper
+            model.eval()
+            with self.autocast():
+                out[role] = model(self._input([unl[role, "weak"]]))[0]
         return out

@@ -138,6 +138,7 @@ class Trainer:
         self.total_steps = self.tcfg.epochs * self.steps_per_epoch
         self.last_step = min(self.total_steps, self.tcfg.max_steps or self.total_steps)
         self.warm_steps = round(self.ocfg.supervised_epochs * self.steps_per_epoch)
+        self.contrast_steps = round(self.ocfg.contrastive_epochs * self.steps_per_epoch)
 
         # Models, the same initial weights on every rank; an optimizer and a schedule each.
         torch.manual_seed(self.tcfg.seed)
@@ -149,7 +150,10 @@ class Trainer:
             if self.tcfg.channels_last:
                 channels_last_3d(s)
         optims = {"primary": cfg.optim.primary, "auxiliary": cfg.optim.auxiliary}
-        self.optimizers = {r: make_optimizer(optims[r], s) for r, s in self.students.items()}
+        self.global_batch = loader_cfg.batch_size * self.world  # labeled clips per step: what lr_batch scales by
+        self.optimizers = {r: make_optimizer(optims[r], s, self.global_batch) for r, s in self.students.items()}
+        self.peak_lr = {r: optims[r].scaled_lr(self.global_batch) for r in self.students}
+        log.info("peak learning rates at %d labeled clips per step: %s", self.global_batch, self.peak_lr)
         warmup = round(self.tcfg.warmup_epochs * self.steps_per_epoch)
         self.schedulers = {
             r: make_scheduler(o, warmup, self.total_steps, self.tcfg.min_lr_ratio) for r, o in self.optimizers.items()
@@ -167,7 +171,9 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            forward = {r: DDP(s, device_ids=ids) for r, s in self.students.items()}
+            # a projection head that waits for objective.contrastive_epochs has no gradient until then
+            unused = self.ocfg.beta > 0 and self.contrast_steps > 0
+            forward = {r: DDP(s, device_ids=ids, find_unused_parameters=unused) for r, s in self.students.items()}
         if self.tcfg.compile:
             forward = {r: torch.compile(m) for r, m in forward.items()}
         self.autocast = autocast_for(self.tcfg.precision, self.device)
@@ -175,6 +181,7 @@ class Trainer:
             forward,
             self.ocfg,
             warm_steps=self.warm_steps,
+            contrast_steps=self.contrast_steps,
             device=self.device,
             autocast=self.autocast,
             channels_last=self.tcfg.channels_last,

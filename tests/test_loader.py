@@ -125,6 +125,25 @@ def test_labeled_stream_frames_labels_and_shapes(indexed):
             assert abs(spans["primary"] - spans["auxiliary"]) <= 1  # both models see the same moment
 
 
+def test_a_paper_recipes_rates_vary_within_one_batch(indexed):
+    """ucf101_1pct's per-sample frame rates, at test size: both models see several strides in one batch, the
+    3D-CNN always the slower one, and every clip holds exactly the frames its stride plans."""
+    from actnet.recipes import resolve_run_config
+
+    recipe = resolve_run_config("ucf101_1pct").loader
+    clips = {m: replace(getattr(recipe, m), frames=4, size=16, test_short_side=0) for m in ("primary", "auxiliary")}
+    cfg = replace(CFG, batch_size=4, mu=2, augment=replace(CFG.augment, rand_augment_n=0), **clips)
+    batch = next(iter(make_loader(str(indexed), "train", "unlabeled", cfg)))
+    assert len(batch.keys) == 8
+    for model, clip_cfg in clips.items():
+        assert len(set(batch.strides[model])) >= 2, (model, batch.strides[model])
+        assert set(batch.strides[model]) <= set(clip_cfg.strides)
+        for i in range(8):
+            frames, _ = decode_levels(batch[model, "weak"][i], cfg)
+            assert frames.tolist() == batch.frames[model][i]
+    assert all(p > a for p, a in zip(batch.strides["primary"], batch.strides["auxiliary"]))
+
+
 def test_unlabeled_weak_and_strong_views_share_frames(indexed):
     cfg = replace(CFG, augment=replace(CFG.augment, rand_augment_n=0))
     loader = make_loader(str(indexed), "train", "unlabeled", cfg)

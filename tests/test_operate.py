@@ -74,24 +74,35 @@ def test_predict_reads_several_containers_and_reports_a_corrupt_file(run_dir, vi
 
 
 def test_predict_makes_the_views_evaluation_makes(run_dir, shards, tmp_path):
-    """The same stored video through DALI's evaluation graph and through predict's decode + views."""
-    cfg = load_checkpoint(run_dir)["run_config"].loader
+    """The same stored video through DALI's evaluation graph and through predict's decode + views, at the crop
+    size as test scale and at a larger test short side (loader.*.test_short_side)."""
     from dataclasses import replace
 
-    cfg = replace(cfg, eval_clips=2, eval_crops=3, eval_batch_size=2)
-    batch = next(iter(make_loader(str(shards), "test", "eval", cfg)))
+    base = load_checkpoint(run_dir)["run_config"].loader
     test_set = ShardSet(str(shards), "test")
     encode = EncodeConfig(**test_set.info.encode)
-    for i, sample_id in enumerate(batch.ids.tolist()):
-        path = tmp_path / f"{i}.{test_set.extension}"
-        path.write_bytes(test_set.fetch(sample_id)[test_set.extension])
-        frames, fps = decode_rgb(path, encode)
-        for role in ("primary", "auxiliary"):
-            ours = clip_views(frames, fps, getattr(cfg, role), cfg, 2, 3)
-            dali = batch[role, "eval"][i]
-            assert ours.shape == dali.shape
-            diff = (ours - dali).abs()  # same frames and crops; the resize kernels differ slightly
-            assert diff.mean() < 0.03 and diff.max() < 0.5, (role, diff.mean().item(), diff.max().item())
+    first_views = {}
+    for short in (0, 40):
+        cfg = replace(base, eval_clips=2, eval_crops=3, eval_batch_size=2)
+        cfg = replace(
+            cfg,
+            primary=replace(cfg.primary, test_short_side=short),
+            auxiliary=replace(cfg.auxiliary, test_short_side=short),
+        )
+        batch = next(iter(make_loader(str(shards), "test", "eval", cfg)))
+        first_views[short] = batch["primary", "eval"][0]
+        for i, sample_id in enumerate(batch.ids.tolist()):
+            path = tmp_path / f"{i}.{test_set.extension}"
+            path.write_bytes(test_set.fetch(sample_id)[test_set.extension])
+            frames, fps = decode_rgb(path, encode)
+            for role in ("primary", "auxiliary"):
+                ours = clip_views(frames, fps, getattr(cfg, role), cfg, 2, 3)
+                dali = batch[role, "eval"][i]
+                assert ours.shape == dali.shape
+                diff = (ours - dali).abs()  # same frames and crops; the resize kernels differ slightly
+                assert diff.mean() < 0.03 and diff.max() < 0.5, (short, role, diff.mean().item(), diff.max().item())
+    assert first_views[0].shape == first_views[40].shape  # the same crop size ...
+    assert (first_views[0] - first_views[40]).abs().mean() > 0.05  # ... of a larger picture
 
 
 # ----------------------------------------------------------------------------------------------- export

@@ -2,6 +2,7 @@
 checkpoints, DDP with 2 gloo processes and the train/evaluate commands end to end, on a tiny synthetic set
 (3 classes, 12 videos) on the CPU."""
 
+import copy
 import json
 import os
 import socket
@@ -235,7 +236,8 @@ for name, loader in t.loaders.items():
     expected[name] = [i for e in range(8) for i in train_positions(len(s.shards), s.batch_size, t.rank, t.world,
                                                                   s.seed, s.kind, e).tolist()]
 out = {"rank": t.rank, "world": t.world, "seen": seen, "expected": expected, "checksum": flat.double().sum().item(),
-       "videos": report["videos"], "top1": report["models"]["ensemble"]["top1"], "steps": t.step}
+       "videos": report["videos"], "top1": report["models"]["ensemble"]["top1"], "steps": t.step,
+       "lr": t.peak_lr, "optimizer_lr": {r: o.param_groups[0]["initial_lr"] for r, o in t.optimizers.items()}}
 with open(os.path.join(t.run_dir, f"rank{t.rank}.json"), "w") as f:
     json.dump(out, f)
 torch.distributed.barrier()
@@ -253,7 +255,8 @@ def test_ddp_two_gloo_processes_split_as_the_loader_predicts(shards, tmp_path):
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT)
     options = {"data": {"url": str(shards), "labeled": "labeled-1perclass-seed0"}, "out": str(tmp_path), "name": "ddp"}
-    sets = [*TINY, "train.steps_per_epoch=0", "train.epochs=1"]
+    # the primary's lr is stated for 2 labeled clips per step; 2 ranks of 2 make 4: twice the rate, on both ranks
+    sets = [*TINY, "train.steps_per_epoch=0", "train.epochs=1", "optim.primary.lr_batch=2"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
     cmd += [str(script), json.dumps(sets), json.dumps(options)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -270,6 +273,8 @@ def test_ddp_two_gloo_processes_split_as_the_loader_predicts(shards, tmp_path):
     assert not (unl[0] & unl[1]) or train_count < 2 * 2 * 3  # disjoint within the epoch, wrapping only to fill
     assert unl[0] | unl[1] == set(range(train_count))
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # DDP kept the replicas identical
+    for r in ranks:  # linear scaling by the global batch; the auxiliary (lr_batch 0) keeps its rate as given
+        assert r["lr"] == r["optimizer_lr"] == pytest.approx({"primary": 0.1, "auxiliary": 0.001})
     test_count = json.loads((shards / "test.info.json").read_text())["num_samples"]
     assert [r["videos"] for r in ranks] == [test_count, test_count]  # each test video once, gathered
     # and the same numbers as evaluating the same checkpoint in one process
@@ -412,3 +417,77 @@ def test_resume_auto_takes_the_newest_complete_checkpoint(shards, tmp_path):
     assert load_checkpoint(tmp_path / "auto")["step"] == 3
     record = json.loads((tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()[-1])
     assert 0 <= record["data_share"] <= 1 and record["host_rss_gib"] > 0.1  # long-run health in every log line
+
+
+# ------------------------------------------------------------------------------ when terms start, teacher mode
+
+
+def _task_batches(models, classes=3, b=4, seed=0):
+    from actnet.data.batch import Batch
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def stream(views):
+        clips = {(m, v): torch.randn(b, 3, 4, 32, 32, generator=gen) for m in models for v in views}
+        return Batch(clips, torch.randint(0, classes, (b,), generator=gen), torch.arange(b), [str(i) for i in range(b)])
+
+    return {"labeled": stream(["weak"]), "unlabeled": stream(["weak", "strong"])}
+
+
+def _tiny_task(objective, **kwargs):
+    import contextlib
+
+    from actnet.config import ModelConfig
+
+    models = ModelConfig(primary="r3d_tiny", auxiliary="timesformer_tiny", drop_path_rate=0.5)
+    torch.manual_seed(0)
+    students = task_mod.build_students(models, 3, projection=True)
+    task = task_mod.ActNetFormerTask(
+        students, objective, device=torch.device("cpu"), autocast=contextlib.nullcontext, **kwargs
+    )
+    return task, students
+
+
+def test_the_contrastive_term_starts_when_configured():
+    from actnet.config import ObjectiveConfig
+
+    assert ObjectiveConfig().contrastive_epochs == 0  # METHOD.md: only the pseudo-labels wait for the warm-up
+    objective = ObjectiveConfig(threshold=0.0, contrastive_epochs=1.0)
+    task, _ = _tiny_task(objective, warm_steps=3, contrast_steps=5)
+    batches = _task_batches(["primary", "auxiliary"])
+    before, pseudo, both = task(batches, 0), task(batches, 3), task(batches, 5)
+    assert before["contrastive"] == 0 and before["pseudo"] == 0  # supervised alone
+    assert pseudo["contrastive"] == 0 and pseudo["pseudo"] > 0  # pseudo-labels from step 3
+    assert both["contrastive"] > 0 and both["pseudo"] > 0  # and the contrastive term from step 5
+    default, _ = _tiny_task(ObjectiveConfig(threshold=0.0), warm_steps=3)
+    assert default(batches, 0)["contrastive"] > 0  # the default warm-up is supervised + contrastive
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_teacher_mode_says_which_forward_gives_the_pseudo_labels(mode, monkeypatch):
+    """train: the weak view's logits of the training pass (drop-path on); eval: a no-grad pass in eval mode."""
+    from actnet.config import ObjectiveConfig
+
+    task, students = _tiny_task(ObjectiveConfig(threshold=0.0, teacher_mode=mode), warm_steps=0)
+    batches = _task_batches(["primary", "auxiliary"])
+    seen = {}
+    real = task_mod.actnetformer_loss
+
+    def spy(labeled, labels, weak, strong, *args, **kwargs):
+        seen["weak"] = {r: x.detach().clone() for r, x in weak.items()}
+        seen["grad"] = {r: x.requires_grad for r, x in weak.items()}
+        return real(labeled, labels, weak, strong, *args, **kwargs)
+
+    monkeypatch.setattr(task_mod, "actnetformer_loss", spy)
+    before = copy.deepcopy(students)  # the training pass moves batch-norm running statistics
+    out = task(batches, 0)
+    out["loss"].backward()
+    assert all(s.training for s in students.values())  # the students train on, whatever ran in eval mode
+    with torch.no_grad():
+        for s in before.values():
+            s.eval()
+        in_eval = {r: s(batches["unlabeled"][r, "weak"])[0] for r, s in before.items()}
+    for role in students:
+        same = torch.allclose(seen["weak"][role], in_eval[role], atol=1e-5)
+        assert same == (mode == "eval"), role  # drop-path 0.5 and batch statistics make the train pass differ
+        assert seen["grad"][role] == (mode == "train")

@@ -126,7 +126,9 @@ class BaselineClips(Dataset):
         return normalize(x.float(), self.cfg.mean, self.cfg.std)
 
     def _eval_views(self, clip, clip_cfg: ClipConfig, crops) -> torch.Tensor:
-        return eval_views(clip, self.stream.eval_clips, clip_cfg.size, crops, self.cfg.mean, self.cfg.std)
+        return eval_views(
+            clip, self.stream.eval_clips, clip_cfg.size, crops, self.cfg.mean, self.cfg.std, clip_cfg.test_scale
+        )
 
 
 def collate(items: list[dict], kind: str, models: list[str]) -> Batch:

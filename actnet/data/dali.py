@@ -9,7 +9,7 @@ the loader's device is a GPU and ``cpu`` otherwise, and every augmentation follo
            labeled:    weak                                                    short-side jitter, crop, flip
            unlabeled:  weak, strong                                            strong = its own weak draw +
                                                                                RandAugment (+ cutout)
-           eval:       resize short side to the crop, K clips x 1 or 3 crops
+           eval:       resize short side (test_short_side), K clips x 1 or 3 crops
       -> crop_mirror_normalize -> float (C, T, H, W)
 
 Python (``sampling.py``) picks samples, strides and frames and reads the bytes; DALI never reads files. So the
@@ -161,9 +161,10 @@ def strong_view(clip, clip_cfg: ClipConfig, aug: AugmentConfig, mean, std):
 
 
 def eval_views(clip, clip_cfg: ClipConfig, crops, num_crops: int, mean, std) -> list:
-    """Short side resized to the crop size, then 1 or 3 crops of all K*T frames: each (C, K*T, S, S)."""
+    """Short side resized to ``clip_cfg.test_scale`` (the crop size unless ``test_short_side`` is set), then 1 or 3
+    crops of the crop size of all K*T frames: each (C, K*T, S, S)."""
     size = clip_cfg.size
-    x = fn.resize(clip, resize_shorter=size, antialias=True)
+    x = fn.resize(clip, resize_shorter=clip_cfg.test_scale, antialias=True)
     views = [
         _normalize(x, mean, std, crop=(size, size), crop_pos_x=crops[j, 0], crop_pos_y=crops[j, 1])
         for j in range(num_crops)

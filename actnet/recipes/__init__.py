@@ -1,6 +1,6 @@
 """Recipes and overrides: how a run's :class:`~actnet.config.RunConfig` is resolved.
 
-A run's config is layered: the dataclass defaults (``actnet/config.py``, the only place defaults live) < a YAML
+A run's config is layered: the dataclass defaults (``actnet/config/``, the only place defaults live) < a YAML
 recipe (one of the files beside this module, by name, or any file) < ``--set key.path=value`` overrides < the
 first-class options of ``actnet train`` (``--data --name --epochs ...``). Every layer is plain data (nested dicts,
 as YAML gives), merged key by key and turned into the frozen dataclasses once, by :func:`from_dict`, whose
@@ -29,8 +29,25 @@ def recipe_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
 
 
-def read_recipe(recipe: str) -> dict:
-    """A YAML recipe as plain data: a file path, or the name of a recipe that ships with actnet."""
+def read_recipe(recipe: str, _seen: tuple[str, ...] = ()) -> dict:
+    """A YAML recipe as plain data: a file path, or the name of a recipe that ships with actnet.
+
+    ``base: <recipe>`` at the top of a recipe starts it from another one (by name, or a path relative to the
+    recipe's folder), which it then overrides key by key: a baseline states only what differs from the method."""
+    data, where, folder = _load_recipe(recipe)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ActnetError(f"--recipe {where}: base must be the name or path of a recipe, not {base!r}")
+    if folder is not None and (folder / base).is_file():
+        base = str(folder / base)
+    if base in _seen or base == recipe:
+        raise ActnetError(f"--recipe {where}: base {base} makes a cycle ({' -> '.join((*_seen, recipe, base))})")
+    return merge(read_recipe(base, (*_seen, recipe)), data)
+
+
+def _load_recipe(recipe: str) -> tuple[dict, str, Path | None]:
     import yaml
 
     file = Path(recipe)
@@ -46,7 +63,7 @@ def read_recipe(recipe: str) -> dict:
         raise ActnetError(f"--recipe {where}: not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ActnetError(f"--recipe {where}: expected a mapping at the top level")
-    return data
+    return data, where, file.parent if file.is_file() else None
 
 
 def parse_set(items: list[str] | tuple[str, ...]) -> dict:
