@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-fast demo lint bench bench-prepare bench-loader models-table
+.PHONY: setup test test-fast demo lint bench bench-prepare bench-loader models-table results
 
 setup:
 	@VENV=$(VENV) bash tools/setup.sh
@@ -33,3 +33,6 @@ bench-loader: setup
 
 models-table: setup
 	$(BIN)/python tools/model_table.py --out docs/models.md
+
+results: setup
+	$(BIN)/python tools/results.py

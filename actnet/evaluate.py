@@ -101,14 +101,27 @@ def metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict
         (confusion[c, c].item() / per_class_total[c].item()) if per_class_total[c] else None for c in range(num_classes)
     ]
     present = [a for a in per_class if a is not None]
+    correct = int((pred == labels).sum().item())
     return {
         "videos": n,
-        "top1": (pred == labels).float().mean().item() if n else math.nan,
+        "top1": correct / n if n else math.nan,
+        "top1_interval": list(wilson_interval(correct, n)),  # 95%: what the test set's size alone leaves open
         "top5": (top == labels[:, None]).any(1).float().mean().item() if n else math.nan,
         "mean_class_accuracy": float(np.mean(present)) if present else math.nan,
         "per_class": per_class,
         "confusion": confusion.tolist(),
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% for z 1.96) of a proportion seen as ``successes`` of ``n``: how far a top-1
+    measured on ``n`` test videos may be from the model's true accuracy by the luck of which videos were drawn."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def summarize(pred: dict, num_classes: int) -> dict[str, dict]:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from actnet.errors import ActnetError
 from actnet.evaluate import evaluate_checkpoint, metrics
 from actnet.train import Trainer
 
@@ -63,3 +64,29 @@ def test_a_checkpoint_needs_nothing_else_not_even_its_pretrained_files(shards, s
     assert resumed.step == 2
     resumed.fit()
     assert resumed.step == 3
+
+
+def test_top1_comes_with_the_interval_its_test_set_size_allows():
+    from actnet.demo import noise_lines, parse_methods
+    from actnet.evaluate import wilson_interval
+
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 1.96**2 / (10 + 1.96**2)))
+    assert wilson_interval(96, 96)[0] == pytest.approx(96 / (96 + 1.96**2))
+    lo, hi = wilson_interval(43, 48)
+    assert lo < 43 / 48 < hi and hi - lo > 0.15  # 48 test videos leave ~17 points open at 90%
+    assert wilson_interval(430, 480)[1] - wilson_interval(430, 480)[0] < 0.06
+
+    def report(k, n=48):
+        return {"videos": n, "models": {"primary": {"top1": k / n, "top1_interval": list(wilson_interval(k, n))}}}
+
+    lines = noise_lines({"actnetformer": report(39), "supervised": report(40)})
+    assert lines[0].startswith("48 test videos: one video is 2.1 points")
+    assert lines[1] == "actnetformer vs supervised, primary: -2.1 points, " + (
+        "within the test set's noise (the intervals overlap): not a finding"
+    )
+    assert noise_lines({"actnetformer": report(47), "supervised": report(20)})[1].endswith(
+        "beyond the test set's noise"
+    )
+    assert parse_methods("supervised, actnetformer") == ("supervised", "actnetformer")
+    with pytest.raises(ActnetError, match="--methods 'mixmatch': expected names among actnetformer, supervised"):
+        parse_methods("mixmatch")

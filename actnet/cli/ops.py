@@ -9,7 +9,7 @@ from rich.text import Text
 from actnet import __version__
 from actnet.cli.common import app, handle_errors, out, sink
 from actnet.config import SyntheticConfig
-from actnet.demo import DEMO_APPEARANCE
+from actnet.demo import DEFAULT_METHODS, DEMO_APPEARANCE, METHODS
 
 
 @app.command("inspect", help="Tables of a folder of shard sets; --contact-sheet draws a few clips.")
@@ -82,12 +82,17 @@ def demo_command(
         float, typer.Option(help="Weight of the per-class colour (0: motion only).")
     ] = DEMO_APPEARANCE,
     labeled: Annotated[str, typer.Option(help="Labeled subset, as for prepare (10%, 2/class).")] = "10%",
+    methods: Annotated[
+        str,
+        typer.Option(help=f"Methods to train and compare, comma-separated, among: {', '.join(METHODS)}."),
+    ] = ",".join(DEFAULT_METHODS),
     force: Annotated[
         bool, typer.Option(help="Make everything again (default: reuse what the same settings made).")
     ] = False,
 ):
-    from actnet.demo import run_demo
+    from actnet.demo import parse_methods, run_demo
 
+    chosen = parse_methods(methods)
     with sink() as progress:
         run_demo(
             out_dir,
@@ -97,6 +102,7 @@ def demo_command(
             videos_per_class=videos_per_class,
             appearance=appearance,
             labeled=labeled,
+            methods=chosen,
             force=force,
             echo=out.print,
             progress=progress,
