@@ -87,3 +87,41 @@ def plot_confusion(report: dict, path: Path) -> Path:
     _save(fig, path, 110)
     plt.close(fig)
     return path
+
+
+def plot_timeline(timeline: dict, path: Path) -> Path:
+    """A strip per model (and the ensemble): each window coloured by its top class, its confidence as the bar's
+    height, with the class names of the segments written on them; time in seconds below."""
+    plt = _pyplot()
+    classes, rows = timeline["classes"], list(timeline["segments"])
+    cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
+    end = max(w["end_s"] for w in timeline["windows"])
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(max(6.0, min(18.0, 1.2 * end + 3)), 1.3 * len(rows) + 0.6), squeeze=False, sharex=True
+    )
+    for ax, role in zip(axes[:, 0], rows):
+        for w in timeline["windows"]:
+            name, confidence = w["top"][role]
+            ax.bar(
+                w["start_s"],
+                confidence,
+                width=w["end_s"] - w["start_s"],
+                align="edge",
+                color=cmap(classes.index(name) % cmap.N),
+                edgecolor="none",
+            )
+        for seg in timeline["segments"][role]:
+            ax.text((seg["start_s"] + seg["end_s"]) / 2, 1.02, seg["class"], ha="center", va="bottom", fontsize=7)
+        ax.set_ylim(0, 1.25)
+        ax.set_yticks([0, 0.5, 1])
+        ax.set_ylabel(role, fontsize=8)
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 0].set_xlim(0, end)
+    fig.suptitle(
+        f"{Path(timeline['file']).name}: top class per {timeline['window_s']:.2f} s window (height: confidence)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    _save(fig, path, 110)
+    plt.close(fig)
+    return path

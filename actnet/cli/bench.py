@@ -179,3 +179,30 @@ def benchmark_storage_command(
     if results is not None:
         record("storage", markdown, result, results)
         out.print(f"recorded in {results}")
+
+
+@benchmark_app.command("predict", help="actnet predict's peak memory on videos of several lengths (made by ffmpeg).")
+@handle_errors
+def benchmark_predict_command(
+    checkpoint: Annotated[str, typer.Argument(help="A checkpoint file or run folder to predict with.")],
+    minutes: Annotated[str, typer.Option(help="Video lengths in minutes, comma-separated.")] = "1,10",
+    work: Annotated[Path, typer.Option(help="Where the generated videos go (kept for reruns).")] = Path(
+        "runs/bench-predict"
+    ),
+    results: Annotated[Path | None, typer.Option(help="Record the figures in this markdown file (+ .json).")] = None,
+):
+    from actnet.bench.common import record
+    from actnet.bench.predict import benchmark_predict, predict_markdown
+    from actnet.checkpoint import load_checkpoint
+
+    try:
+        lengths = [float(x) for x in minutes.split(",") if x.strip()]
+    except ValueError:
+        raise ActnetError(f"--minutes {minutes!r}: give numbers separated by commas, as in 1,10") from None
+    load_checkpoint(checkpoint)  # a bad checkpoint is one line here, not an error in every child process
+    result = benchmark_predict(checkpoint, lengths, work, log=out.print)
+    markdown = predict_markdown(result)
+    out.print(markdown)
+    if results is not None:
+        record("predict memory", markdown, result, results)
+        out.print(f"recorded in {results}")

@@ -129,6 +129,16 @@ def predict_command(
     device: Annotated[Device, typer.Option(help="Where to run the models.")] = Device.cpu,
     ema: Annotated[bool, typer.Option(help="Use the EMA weights when the run kept them.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for machines.")] = False,
+    timeline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Predict per time window instead, for long videos: writes <file>.timeline.json/.csv/.png here."
+        ),
+    ] = None,
+    window: Annotated[
+        float, typer.Option(help="--timeline: window length in seconds (0: the primary model's clip span).")
+    ] = 0.0,
+    hop: Annotated[float, typer.Option(help="--timeline: seconds between window starts (0: the window).")] = 0.0,
 ):
     from actnet.predict import predict_files, video_files
     from actnet.tables import prediction_table
@@ -136,6 +146,11 @@ def predict_command(
     files = video_files(paths)
     if not files:
         raise ActnetError(f"{', '.join(map(str, paths))}: no video files")
+    if window < 0 or hop < 0:
+        raise ActnetError(f"--window and --hop must not be negative, not {window} and {hop}")
+    if timeline is not None:
+        _timelines(checkpoint, files, timeline, window, hop, crops or 1, device.value, ema)
+        return
     with sink() as progress:
         progress.start("predict", len(files))
         results = predict_files(
@@ -163,6 +178,42 @@ def predict_command(
             out.print(prediction_table(r))
     if failed:
         console.print(f"[yellow]{len(failed)} of {len(results)} files could not be read (named above)[/]")
+        raise typer.Exit(1)
+
+
+def _timelines(checkpoint: str, files: list[Path], out_dir: Path, window: float, hop: float, crops, device, ema):
+    from actnet.data.media import MediaError
+    from actnet.predict import Predictor, predict_timeline, write_timeline
+
+    predictor = Predictor(checkpoint, device, ema)
+    failed = 0
+    with sink() as progress:
+        for path in files:
+            try:
+                found = predict_timeline(
+                    checkpoint,
+                    path,
+                    window_s=window,
+                    hop_s=hop,
+                    crops=crops,
+                    predictor=predictor,
+                    on_start=lambda total, name=path.name: progress.start(f"timeline {name}", total),
+                    on_window=lambda _: progress.advance(),
+                )
+            except MediaError as err:
+                progress.close()
+                console.print(Text(f"{path}: ", style="bold red") + Text(str(err)))
+                failed += 1
+                continue
+            progress.close()
+            written = write_timeline(found, out_dir)
+            role = "ensemble" if "ensemble" in found["segments"] else "primary"
+            parts = [f"{s['class']} {s['start_s']:.1f}-{s['end_s']:.1f}s" for s in found["segments"][role]]
+            out.print(Text(str(path), style="bold") + Text(f": {len(found['windows'])} windows; {role}: "))
+            out.print("  " + ", ".join(parts), soft_wrap=True)
+            out.print(f"  {', '.join(map(str, written))}", soft_wrap=True)
+    if failed:
+        console.print(f"[yellow]{failed} of {len(files)} files could not be read (named above)[/]")
         raise typer.Exit(1)
 
 

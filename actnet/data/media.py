@@ -14,6 +14,7 @@ import math
 import os
 import re
 import subprocess
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -222,21 +223,83 @@ def encode_command(src: str | Path, dst: str | Path, source: SourceInfo, cfg: En
 RGB_FLAGS = "gauss+full_chroma_inp+full_chroma_int+accurate_rnd"
 
 
-def decode_rgb(src: str | Path, cfg: EncodeConfig) -> tuple[np.ndarray, float]:
-    """Every frame of ``src`` as uint8 RGB (N, H, W, 3), at the frame rate and size prepare would store, and
-    that frame rate: raw files get what shards hold, without a shard in between (``actnet predict``)."""
-    source = probe(src)
-    fps = cfg.output_fps(source.fps)
-    width, height = stored_size(source.width, source.height, cfg)
+def _rgb_command(src: str | Path, source: SourceInfo, cfg: EncodeConfig) -> list[str]:
     # YUV -> RGB as close to DALI's decoder as swscale gets (measured: mean 0.35, max 11 levels on VP9 test clips;
     # swscale's default chroma handling differs by 3 / 90)
     rgb = _canonical_video(src, source, cfg).filter("scale", flags=RGB_FLAGS).filter("format", "rgb24")
-    cmd = (
+    return (
         ffmpeg.output(rgb, "pipe:1", format="rawvideo", pix_fmt="rgb24")
         .global_args("-nostdin", "-v", "error")
         .compile()
     )
-    result = _run(cmd, "decoding")
+
+
+@dataclass(frozen=True)
+class RgbStream:
+    """What :func:`open_rgb` decodes: frames of ``width`` x ``height`` at ``fps``, about ``estimated_frames`` of
+    them (from the container; None when it does not say: count them with a pass of :meth:`frames`)."""
+
+    src: str
+    source: SourceInfo
+    cfg: EncodeConfig
+    fps: float
+    width: int
+    height: int
+    estimated_frames: int | None
+
+    def frames(self):
+        """The frames as uint8 RGB (H, W, 3) arrays, one at a time from ffmpeg's pipe: memory holds one frame,
+        whatever the video's length. Each call decodes from the start; errors are :class:`MediaError`."""
+        frame_bytes = self.width * self.height * 3
+        proc = subprocess.Popen(
+            _rgb_command(self.src, self.source, self.cfg),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        errors: list[bytes] = []
+        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+        drain.start()
+        timer = threading.Timer(FFMPEG_TIMEOUT_S, proc.kill)
+        timer.start()
+        try:
+            while chunk := proc.stdout.read(frame_bytes):
+                if len(chunk) < frame_bytes:
+                    raise MediaError(f"decoding ended inside a frame ({len(chunk)} of {frame_bytes} bytes)")
+                yield np.frombuffer(chunk, np.uint8).reshape(self.height, self.width, 3)
+            if proc.wait() != 0:
+                drain.join(5)
+                if not timer.is_alive():
+                    raise MediaError(f"decoding timed out after {FFMPEG_TIMEOUT_S} s")
+                raise MediaError(f"decoding failed: {_last_line(b''.join(errors))}")
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # the caller stopped early, or an error above
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
+def open_rgb(src: str | Path, cfg: EncodeConfig) -> RgbStream:
+    """``src`` as prepare would store it (its frame rate and size), to be decoded as a stream of frames."""
+    source = probe(src)
+    fps = cfg.output_fps(source.fps)
+    width, height = stored_size(source.width, source.height, cfg)
+    if source.fps is not None and fps == source.fps and source.num_frames:
+        estimate = source.num_frames  # no resampling: the container's count
+    else:
+        estimate = round(source.duration * fps) if source.duration else None
+    return RgbStream(str(src), source, cfg, float(fps), width, height, estimate or None)
+
+
+def decode_rgb(src: str | Path, cfg: EncodeConfig) -> tuple[np.ndarray, float]:
+    """Every frame of ``src`` as uint8 RGB (N, H, W, 3), at the frame rate and size prepare would store, and
+    that frame rate: raw files get what shards hold, without a shard in between (short clips; ``actnet predict``
+    streams with :func:`open_rgb` instead)."""
+    source = probe(src)
+    fps = cfg.output_fps(source.fps)
+    width, height = stored_size(source.width, source.height, cfg)
+    result = _run(_rgb_command(src, source, cfg), "decoding")
     frames = np.frombuffer(result.stdout, np.uint8)
     if frames.size == 0 or frames.size % (width * height * 3):
         raise MediaError(f"decoding gave {frames.size} bytes, not whole {width}x{height} frames")
