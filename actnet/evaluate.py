@@ -38,34 +38,49 @@ def ensemble_name(roles: list[str]) -> list[str]:
 
 
 @torch.no_grad()
-def predict(models: dict[str, nn.Module], loader, device: torch.device, autocast, on_batch=None) -> dict:
-    """Per-video mean softmax of each model over the loader's views: {"ids", "labels", "probs": {role: (N, K)}}.
+def predict(
+    models: dict[str, nn.Module], loader, device: torch.device, autocast, on_batch=None, features: bool = False
+) -> dict:
+    """Per-video mean softmax of each model over the loader's views: {"ids", "keys", "labels", "probs": {role:
+    (N, K)}}, and with ``features`` each model's pooled features averaged over the views ({"features": {role:
+    (N, D)}}: what ``actnet suggest`` measures coverage with).
 
     ``loader`` yields evaluation batches (views (B, V, C, T, S, S)); only this rank's videos are seen.
     """
     for m in models.values():
         m.eval()
-    ids, labels, probs = [], [], {role: [] for role in models}
+    ids, keys, labels = [], [], []
+    probs: dict[str, list] = {role: [] for role in models}
+    feats: dict[str, list] = {role: [] for role in models}
     for batch in loader:
         for role, model in models.items():
             x = batch[role, "eval"]
             b, v = x.shape[:2]
             x = x.to(device, non_blocking=True).flatten(0, 1)
             with autocast():
-                logits = model(x)
+                if features:
+                    f = model.forward_features(x)
+                    logits = model.forward_head(f)
+                    feats[role].append(f.float().view(b, v, -1).mean(1).cpu())
+                else:
+                    logits = model(x)
             probs[role].append(logits.float().softmax(-1).view(b, v, -1).mean(1).cpu())
         ids.append(batch.ids)
+        keys.extend(batch.keys)
         labels.append(batch.label)
         if on_batch is not None:
             on_batch(len(batch.ids))
     if not ids:  # a rank with no videos (more ranks than test videos)
         empty = torch.zeros(0, dtype=torch.long)
-        return {"ids": empty, "labels": empty, "probs": {role: torch.zeros(0, 0) for role in models}}
-    return {
+        out = {"ids": empty, "keys": [], "labels": empty, "probs": {role: torch.zeros(0, 0) for role in models}}
+        return out | ({"features": {role: torch.zeros(0, 0) for role in models}} if features else {})
+    out = {
         "ids": torch.cat(ids),
+        "keys": keys,
         "labels": torch.cat(labels),
         "probs": {role: torch.cat(p) for role, p in probs.items()},
     }
+    return out | ({"features": {role: torch.cat(f) for role, f in feats.items()}} if features else {})
 
 
 def gather(pred: dict) -> dict:
@@ -81,12 +96,17 @@ def gather(pred: dict) -> dict:
     order = torch.argsort(ids)
     if len(torch.unique(ids)) != len(ids):
         raise RuntimeError("evaluation saw a video twice across ranks")
-    return {
+    keys = [k for p in parts for k in p.get("keys", [])]
+    out = {
         "ids": ids[order],
+        "keys": [keys[i] for i in order.tolist()] if len(keys) == len(ids) else [],
         "labels": torch.cat([p["labels"] for p in parts])[order],
         "probs": {role: torch.cat([p["probs"][role] for p in parts])[order] for role in parts[0]["probs"]},
         "skipped": skipped,
     }
+    if "features" in parts[0]:
+        out["features"] = {r: torch.cat([p["features"][r] for p in parts])[order] for r in parts[0]["features"]}
+    return out
 
 
 def metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:

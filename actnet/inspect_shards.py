@@ -37,8 +37,18 @@ def _decode(video: bytes, suffix: str, indices: list[int]) -> np.ndarray:
         return decode_frames_at(f.name, indices)
 
 
-def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, frames: int = 8) -> Path:
-    """A PNG grid: ``clips`` rows (classes covered first), ``frames`` evenly spaced frames per row."""
+def contact_sheet(
+    url: str,
+    set_name: str,
+    out_png: str | Path,
+    clips: int = 8,
+    frames: int = 8,
+    keys: list[str] | None = None,
+    captions: dict[str, str] | None = None,
+) -> Path:
+    """A PNG grid: ``clips`` rows (classes covered first), ``frames`` evenly spaced frames per row. With ``keys``,
+    the rows are those samples in that order (``clips`` is then ignored), captioned by ``captions[key]`` (default:
+    the stored class and the key)."""
     from PIL import Image, ImageDraw
 
     infos = {i.set: i for i in load_sets(url)}
@@ -50,17 +60,25 @@ def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, 
         if isinstance(problem, ShardDamaged):
             raise ActnetError(f"{problem}; `actnet verify {url}` checks the whole output")
     chosen, seen_classes = [], set()
-    for shard in info.shards:  # first pass: one clip per class, in shard order
+    wanted = None if keys is None else set(keys)
+    clips = clips if keys is None else len(wanted)
+    for shard in info.shards:  # first pass: one clip per class, in shard order (or the keys asked for)
         with storage.open_read(shard.name) as stream:
             for key, members in iter_samples(stream, storage.url(shard.name)):
                 label = int(members["cls"])
-                if label not in seen_classes or len(seen_classes) >= info.num_classes:
+                if wanted is not None:
+                    if key in wanted:
+                        chosen.append((key, label, members))
+                elif label not in seen_classes or len(seen_classes) >= info.num_classes:
                     seen_classes.add(label)
                     chosen.append((key, label, members))
                 if len(chosen) >= clips:
                     break
         if len(chosen) >= clips:
             break
+    if keys is not None:
+        order = {k: i for i, k in enumerate(keys)}
+        chosen.sort(key=lambda row: order[row[0]])
     rows = []
     for key, label, members in chosen:
         meta = json.loads(members["json"])["video"]
@@ -81,7 +99,8 @@ def contact_sheet(url: str, set_name: str, out_png: str | Path, clips: int = 8, 
     draw = ImageDraw.Draw(sheet)
     for r, (key, label, clip) in enumerate(rows):
         y = r * (tile_h + label_h)
-        draw.text((2, y + 1), f"{info.classes[label]}  ({key})", fill=(230, 230, 230))
+        caption = (captions or {}).get(key) or f"{info.classes[label]}  ({key})"
+        draw.text((2, y + 1), caption, fill=(230, 230, 230))
         for c, frame in enumerate(clip[:frames]):
             sheet.paste(Image.fromarray(frame), (c * tile_w, y + label_h))
     out_png = Path(out_png)
