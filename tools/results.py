@@ -2,7 +2,8 @@
 
     .venv/bin/python tools/results.py                         # every setting x 3 seeds x every method (hours)
     .venv/bin/python tools/results.py --settings main         # one setting
-    .venv/bin/python tools/results.py --settings demo --seeds 0 --methods actnetformer,supervised
+    .venv/bin/python tools/results.py --settings small --seeds 0 --methods actnetformer,supervised
+    .venv/bin/python tools/results.py --pseudo-labels       # pseudo-label precision from the main runs (minutes)
 
 Each (setting, seed) runs `actnet demo --methods ...` in its own folder under --out: the same prepared data and
 the same labeled subset for every seed and method (the seed changes initialisation, sampling and augmentation),
@@ -14,7 +15,8 @@ Every finished (setting, seed) is recorded in docs/results.json at once, with th
 interrupted regeneration keeps what it measured; docs/results.md is then rewritten whole from that file: one table
 per setting (top-1 per seed, mean, std, spread), the 95% interval the test set's size leaves open, and each
 method against supervised-only. A rerun at the same code reuses the demo's finished runs (its demo-state.json);
-``--fresh`` forgets what results.json holds for the settings asked for before running them.
+``--fresh`` forgets what results.json holds for the settings asked for before running them. After the main
+setting, the precision of ``actnet pseudo-label`` against the stored labels is measured on its actnetformer runs.
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ SETTINGS = {
         "labeled": "2/class",
         "about": "384 videos: 16 labeled, 288 unlabeled, 96 test (one test video is ~1 point)",
     },
-    "demo": {
+    "small": {
         "videos_per_class": 24,
         "appearance": 0.5,
-        "labeled": "10%",
-        "about": "the demo's own set, 192 videos: 16 labeled, 144 unlabeled, 48 test (one test video is ~2 points)",
+        "labeled": "2/class",
+        "about": "192 videos, the demo's set before it grew: 16 labeled, 144 unlabeled, 48 test (one test video is "
+        "~2 points)",
     },
     "motion": {
         "videos_per_class": 48,
@@ -135,6 +138,53 @@ def table(setting: str, runs: dict[str, dict]) -> list[str]:
     return lines
 
 
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def measure_pseudo_labels(out: Path, setting: str, seeds: list[int]) -> dict:
+    """Precision of `actnet pseudo-label` against the synthetic set's stored labels, from each seed's actnetformer
+    run of ``setting`` (its unlabeled videos, 2x1 views as the demo evaluates)."""
+    from actnet.labeling import precision_table, score_unlabeled
+
+    found = {}
+    for seed in seeds:
+        run = out / setting / "runs" / f"actnetformer-seed{seed}"
+        if not (run / "last.pt").exists():
+            raise SystemExit(f"{run}: no finished run; `tools/results.py --settings {setting}` makes it first")
+        scores = score_unlabeled(run)
+        [report] = sorted(run.glob("eval-test-*.json"))
+        found[str(seed)] = {
+            "table": precision_table(scores, list(THRESHOLDS)),
+            "trained_at": json.loads(report.read_text()).get("code"),
+            "scored_at": code_version(),
+        }
+    return {"setting": setting, "seeds": found}
+
+
+def pseudo_label_markdown(measured: dict) -> list[str]:
+    seeds = sorted(measured["seeds"], key=int)
+    first = measured["seeds"][seeds[0]]
+    trained = sorted({measured["seeds"][s]["trained_at"] for s in seeds})
+    scored = sorted({measured["seeds"][s]["scored_at"] for s in seeds})
+    lines = [
+        f"`actnet pseudo-label` on the unlabeled videos of the `{measured['setting']}` setting's actnetformer runs "
+        f"(seeds {', '.join(seeds)}; trained at {', '.join(trained)}, scored at {', '.join(scored)}): how many "
+        "pseudo-labels a threshold keeps and how many of them are right against the stored labels (mean over "
+        "seeds; per seed in results.json). `--agree`: the two models must also predict the same class.",
+        "",
+        "| threshold | models agree | kept (mean of " + str(first["table"][0]["of"]) + ") | precision |",
+        "|---:|---|---:|---:|",
+    ]
+    for row_index, row in enumerate(first["table"]):
+        kept = [measured["seeds"][s]["table"][row_index]["kept"] for s in seeds]
+        precisions = [measured["seeds"][s]["table"][row_index]["precision"] for s in seeds]
+        known = [p for p in precisions if p is not None]
+        precision = f"{100 * statistics.mean(known):.1f}%" if known else "-"
+        agree = "yes" if row["agree"] else "-"
+        lines.append(f"| {row['threshold']:g} | {agree} | {statistics.mean(kept):.1f} | {precision} |")
+    return lines
+
+
 def markdown(data: dict) -> str:
     m = data.get("machine") or machine_description()
     out = [
@@ -168,6 +218,18 @@ def markdown(data: dict) -> str:
             out.append(f"Not measured yet: `tools/results.py --settings {setting}`.")
             continue
         out += table(setting, runs)
+    out += ["", "## pseudo-labels", ""]
+    if data.get("pseudo_labels"):
+        out += pseudo_label_markdown(data["pseudo_labels"])
+    else:
+        out.append("Not measured yet: `tools/results.py --pseudo-labels` (after the main setting).")
+    out += [
+        "",
+        "## active labeling",
+        "",
+        "Not measured yet: whether `actnet suggest` saves labels (each strategy's videos added to the same labeled "
+        "subset, retrained with the same recipe, test top-1 over 3 seeds) is the next measurement to add here.",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -179,6 +241,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
     parser.add_argument("--fresh", action="store_true", help="forget the recorded figures of these settings first")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite docs/results.md from results.json")
+    parser.add_argument(
+        "--pseudo-labels", action="store_true", help="measure pseudo-label precision on the main runs (no training)"
+    )
     args = parser.parse_args()
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -188,7 +253,7 @@ def main() -> None:
     data = json.loads(json_path.read_text()) if json_path.exists() else {}
     if "settings" not in data:  # the older layout (compare_seeds.py) held one section and no code versions
         data = {"settings": {}}
-    if not args.markdown_only:
+    if not args.markdown_only and not args.pseudo_labels:
         data["machine"] = machine_description()
         for setting in settings:
             if args.fresh:
@@ -198,6 +263,9 @@ def main() -> None:
                 data["settings"].setdefault(setting, {})[str(seed)] = found
                 atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
                 atomic_write(RESULTS_MD, markdown(data))
+    if args.pseudo_labels or (not args.markdown_only and "main" in settings and "actnetformer" in methods):
+        data["pseudo_labels"] = measure_pseudo_labels(args.out, "main", args.seeds)
+        atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     atomic_write(RESULTS_MD, markdown(data))
     print(RESULTS_MD.read_text())
 
