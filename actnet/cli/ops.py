@@ -8,8 +8,7 @@ from rich.text import Text
 
 from actnet import __version__
 from actnet.cli.common import app, handle_errors, out, sink
-from actnet.config import SyntheticConfig
-from actnet.demo import DEFAULT_METHODS, DEMO_APPEARANCE, METHODS
+from actnet.demo import DEFAULT_METHODS, DEMO_APPEARANCE, DEMO_LABELED, DEMO_VIDEOS_PER_CLASS, METHODS
 
 
 @app.command("inspect", help="Tables of a folder of shard sets; --contact-sheet draws a few clips.")
@@ -77,11 +76,11 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     videos_per_class: Annotated[
         int, typer.Option(help="Synthetic videos per class (a bigger set: less noisy test figures).")
-    ] = SyntheticConfig.videos_per_class,
+    ] = DEMO_VIDEOS_PER_CLASS,
     appearance: Annotated[
         float, typer.Option(help="Weight of the per-class colour (0: motion only).")
     ] = DEMO_APPEARANCE,
-    labeled: Annotated[str, typer.Option(help="Labeled subset, as for prepare (10%, 2/class).")] = "10%",
+    labeled: Annotated[str, typer.Option(help="Labeled subset, as for prepare (10%, 2/class).")] = DEMO_LABELED,
     methods: Annotated[
         str,
         typer.Option(help=f"Methods to train and compare, comma-separated, among: {', '.join(METHODS)}."),
