@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -34,21 +36,21 @@ from actnet.data.shards import (
     shard_name,
 )
 from actnet.data.storage import Storage
-from actnet.errors import RunFailed
+from actnet.errors import ActnetError, RunFailed
 from actnet.progress import ProgressSink
 
 
-def _ordered_map(pool: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator[tuple]:
-    """``(item, fn(item))`` in input order with at most ``window`` jobs in flight."""
+def _ordered_map(submit: Callable[[object], Future], items: list, window: int) -> Iterator[tuple]:
+    """``(item, result)`` in input order with at most ``window`` jobs in flight; ``submit(item)`` starts one."""
     pending: deque = deque()
     it = iter(items)
     for item in islice(it, window):
-        pending.append((item, pool.submit(fn, item)))
+        pending.append((item, submit(item)))
     while pending:
         item, future = pending.popleft()
         result = future.result()
         for nxt in islice(it, 1):
-            pending.append((nxt, pool.submit(fn, nxt)))
+            pending.append((nxt, submit(nxt)))
         yield item, result
 
 
@@ -102,6 +104,48 @@ def _encode_chunk(chunk: list[Candidate], staging: Path, cfg: EncodeConfig) -> l
         row = manifest_row(chunk[i], source.manifest_fields())
         outcomes[i] = {"file": str(dst), "row": row, "video": video.as_dict()}
     return outcomes
+
+
+def _encode_chunk_bytes(chunk: list[Candidate], cfg: EncodeConfig) -> list[dict]:
+    """:func:`_encode_chunk` where the caller's disk is not this process's (a Ray task on another node): encoded
+    in a private temporary folder, and each video's bytes returned in its outcome (``data``) instead of a path."""
+    staging = Path(tempfile.mkdtemp(prefix="actnet-encode-"))
+    try:
+        outcomes = _encode_chunk(chunk, staging, cfg)
+        for outcome in outcomes:
+            if "file" in outcome:
+                outcome["data"] = Path(outcome.pop("file")).read_bytes()
+        return outcomes
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class _RayRunner:
+    """Encoding chunks as Ray tasks (``--engine ray``): one CPU each, retried by Ray if a node dies; the driver
+    assembles the shards in the same order as a local run, so the output is byte-identical. Joins the cluster at
+    ``address`` (or the one this process is already connected to; None with none: a local one)."""
+
+    def __init__(self, address: str | None, workers: int):
+        try:
+            import ray
+        except ImportError:
+            raise ActnetError("--engine ray needs Ray: pip install 'actnet[ray]'") from None
+        self.ray, self.started = ray, False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except ConnectionError as err:
+                raise ActnetError(f"--address {address}: no Ray cluster there ({err})") from None
+            self.started = True
+        self.task = ray.remote(num_cpus=1, max_retries=3)(_encode_chunk_bytes)
+        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def submit(self, chunk: list[Candidate], cfg: EncodeConfig) -> Future:
+        return self.task.remote(chunk, cfg).future()
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
 
 
 def _chunks(items: list, workers: int, most: int) -> list[list]:
@@ -178,8 +222,13 @@ class _SetEncoder:
         self.staging = storage.staging_dir() / shard_name(set_name, 0, opts.part)[: -len("-000000")]
         shutil.rmtree(self.staging, ignore_errors=True)  # leftovers of an interrupted run are never trusted
         self.staging.mkdir(parents=True)
-        self.workers = opts.workers or os.cpu_count() or 1
-        self.pool = ThreadPoolExecutor(max_workers=self.workers)
+        if opts.engine == "ray":
+            self.ray: _RayRunner | None = _RayRunner(opts.ray_address, opts.workers)
+            self.workers, self.pool = self.ray.workers, None
+        else:
+            self.ray = None
+            self.workers = opts.workers or os.cpu_count() or 1
+            self.pool = ThreadPoolExecutor(max_workers=self.workers)
 
     def run(self, todo: list[Candidate], first: int, only_one: bool = False) -> None:
         opts, rejects = self.opts, []
@@ -199,21 +248,31 @@ class _SetEncoder:
             rejects.clear()
 
         roller = ShardRoller(self.staging, opts.shards, self.total, name, flush, first)
-        job = lambda chunk: _encode_chunk(chunk, self.staging, opts.encode)  # noqa: E731
-        done = _ordered_map(self.pool, job, _chunks(todo, self.workers, opts.verify_batch), window=2 * self.workers)
+        if self.ray is not None:
+            submit = partial(self.ray.submit, cfg=opts.encode)
+        else:
+            submit = partial(self.pool.submit, _encode_chunk, staging=self.staging, cfg=opts.encode)
+        done = _ordered_map(submit, _chunks(todo, self.workers, opts.verify_batch), window=2 * self.workers)
         for candidate, outcome in ((c, o) for chunk, outcomes in done for c, o in zip(chunk, outcomes)):
             self.progress.advance()
             if "reject" in outcome:
                 rejects.append(_reject_row(candidate, outcome["reject"]))
                 continue
-            video = Path(outcome["file"])
             row = outcome["row"] | {"video": outcome["video"]}
-            members = sample_members(candidate.key, candidate.label, row, video.read_bytes(), opts.encode.extension)
+            if "data" in outcome:  # encoded elsewhere (Ray)
+                data = outcome["data"]
+            else:
+                video = Path(outcome["file"])
+                data = video.read_bytes()
+                video.unlink()
+            members = sample_members(candidate.key, candidate.label, row, data, opts.encode.extension)
             roller.add(candidate.key, members, self.position[candidate.key], note=row)
-            video.unlink()
         if roller.is_open or rejects:
             roller.flush()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.ray is not None:
+            self.ray.close()
         shutil.rmtree(self.staging, ignore_errors=True)

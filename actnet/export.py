@@ -62,6 +62,7 @@ def _module_and_contract(ckpt: dict, which: str, use_ema: bool) -> tuple[nn.Modu
                 "size": c.size,
                 "stride": c.test_stride if not c.fps else None,
                 "fps": list(c.fps) or None,
+                "test_short_side": c.test_scale,
             }
         )
     outputs = [f"{r}_logits" for r in roles] + (["ensemble_probs"] if which == "ensemble" else [])
@@ -80,7 +81,7 @@ def _module_and_contract(ckpt: dict, which: str, use_ema: bool) -> tuple[nn.Modu
         "evaluation": {
             "clips": cfg.eval.clips,
             "crops": cfg.eval.crops,
-            "views": "K clips evenly spaced over the video; short side resized (antialiased) to size; "
+            "views": "K clips evenly spaced over the video; short side resized (antialiased) to test_short_side; "
             "1 centre crop or 3 along the long side; a video's prediction is the mean softmax over its views",
         },
         "decode": ckpt.get("encode") or {},

@@ -118,6 +118,7 @@ def test_export_onnx_and_torchscript_match_pytorch(run_dir, tmp_path):
     assert contract["class_names"] == ckpt["class_names"] and contract["mean"] == list(ckpt["run_config"].loader.mean)
     assert [i["name"] for i in contract["inputs"]] == ["primary_clip", "auxiliary_clip"]
     assert contract["inputs"][0]["shape"] == ["batch", 3, 4, 32, 32] and contract["inputs"][0]["stride"] == 2
+    assert contract["inputs"][0]["test_short_side"] == 32  # the crop size: the run set no larger test scale
     gen = torch.Generator().manual_seed(0)
     x = [torch.randn(3, *i["shape"][1:], generator=gen) for i in contract["inputs"]]  # batch 3: not the traced 2
     models, _ = trained_models(ckpt, torch.device("cpu"))

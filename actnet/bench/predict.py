@@ -3,8 +3,8 @@
 Videos of each length are made by ffmpeg (``testsrc2`` at 320x240, 25 fps, H.264). Each figure is the peak
 resident memory of a fresh process that loads the checkpoint and predicts one video, so it holds nothing else:
 the whole-video prediction (K clips evenly spaced, frames decoded as a stream and only the planned ones kept),
-the ``--timeline`` prediction (one window at a time), and, for comparison, decoding every frame into memory
-first, as ``predict`` did before it streamed.
+the ``--timeline`` prediction (one window at a time), and, for comparison, ``predict`` as it was before it
+streamed: every frame decoded into memory, then the same views picked from them.
 """
 
 from __future__ import annotations
@@ -21,23 +21,29 @@ from actnet.bench.common import machine_description
 CHILD = """
 import json, resource, sys, time
 mode, checkpoint, video = sys.argv[1:4]
+import torch
 from actnet.predict import Predictor, predict_files, predict_timeline
+torch.set_grad_enabled(False)
 started = time.perf_counter()
 if mode == "whole":
     predict_files(checkpoint, [video])
 elif mode == "timeline":
     predict_timeline(checkpoint, video)
-else:  # everything decoded first (predict before it streamed)
-    from actnet.checkpoint import encode_of, load_checkpoint
+else:  # predict before it streamed: every frame decoded into memory, then the views picked from them
     from actnet.data.media import decode_rgb
-    frames, _ = decode_rgb(video, encode_of(load_checkpoint(checkpoint)))
+    from actnet.predict import clip_views
+    p = Predictor(checkpoint)
+    frames, fps = decode_rgb(video, p.encode)
+    k, crops = p.cfg.eval.clips, p.cfg.eval.crops
+    for role, model in p.models.items():
+        model(clip_views(frames, fps, p.clips[role], p.cfg.loader, k, crops))
 seconds = time.perf_counter() - started
 print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "seconds": seconds}))
 """
 MODES = {
     "whole": "predict (K clips, streamed)",
     "timeline": "predict --timeline (streamed)",
-    "decode-all": "all frames decoded first (before)",
+    "decode-all": "predict before: all frames in memory",
 }
 
 

@@ -11,6 +11,7 @@ from actnet.cli.common import app, error_line, handle_errors, out, parse_frame_s
 from actnet.config import (
     Codec,
     EncodeConfig,
+    Engine,
     HmdbPool,
     PrepareOptions,
     ShardConfig,
@@ -59,6 +60,18 @@ PREPARE_OPTIONS = [
     _option("min_shards", int, ShardConfig.min_shards, help="At least this many shards per set (ranks, workers)."),
     _option("workers", int, 0, "--workers", "-j", help="Parallel ffmpeg jobs (0: one per CPU core)."),
     _option("part", str, "1/1", help="Prepare part i of k (separate machines); then run 'actnet prepare merge'."),
+    _option(
+        "engine",
+        Engine,
+        Engine.local,
+        help="local: --workers threads here; ray: Ray tasks across a cluster (pip install 'actnet[ray]').",
+    ),
+    _option(
+        "address",
+        str | None,
+        None,
+        help="--engine ray: the cluster ('auto', ray://host:10001; default: RAY_ADDRESS, else a local one).",
+    ),
     _option("max_reject_fraction", float, 0.05, help="Exit non-zero when more than this fraction is rejected."),
     _option("work_dir", Path | None, None, help="Local staging for s3:// outputs (default: ~/.cache/actnet/staging)."),
     _option(
@@ -102,6 +115,8 @@ def options_from_flags(flags: dict) -> PrepareOptions:
         max_reject_fraction=flags["max_reject_fraction"],
         work_dir=str(flags["work_dir"]) if flags["work_dir"] else None,
         rehash=flags["rehash"],
+        engine=flags["engine"].value,
+        ray_address=flags["address"],
         encode=encode,
         shards=shards,
     )

@@ -74,6 +74,11 @@ class Interpolation(Choice):
     linear = "linear"
 
 
+class Engine(Choice):
+    local = "local"  # --workers threads on this machine, each running ffmpeg
+    ray = "ray"  # Ray tasks across a cluster (pip install 'actnet[ray]'); sources must be reachable from every node
+
+
 class HmdbPool(Choice):
     """HMDB-51's training pool: tag 1 only, or tags 0 and 1 (the semi-supervised protocol)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from actnet.config.choices import CODEC_EXTENSION, DEFAULT_QUALITY, Codec, SmallVideos, Verify
+from actnet.config.choices import CODEC_EXTENSION, DEFAULT_QUALITY, Codec, Engine, SmallVideos, Verify
 from actnet.errors import ActnetError
 
 
@@ -136,6 +136,8 @@ class PrepareOptions:
     work_dir: str | None = None  # local staging for remote outputs; default ~/.cache/actnet/staging
     verify_batch: int = 8  # encoded videos verified per ffmpeg run (an ffmpeg start costs ~70 ms of CPU)
     rehash: bool = False  # a rerun also checks the sha256 of the shards it keeps (not only sizes and indices)
+    engine: str = "local"  # local: threads on this machine; ray: Ray tasks across a cluster
+    ray_address: str | None = None  # --engine ray: the cluster to join ("auto", "ray://host:10001"); None: start one
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 
@@ -147,5 +149,8 @@ class PrepareOptions:
             raise ActnetError(f"--max-reject-fraction must be between 0 and 1, not {self.max_reject_fraction}")
         if self.workers < 0:
             raise ActnetError(f"--workers must be 0 (all cores) or positive, not {self.workers}")
+        Engine.check(self.engine, "--engine")
+        if self.ray_address is not None and self.engine != "ray":
+            raise ActnetError("--address is for --engine ray")
         if self.verify_batch < 1:
             raise ActnetError(f"verify_batch must be at least 1, not {self.verify_batch}")
