@@ -19,6 +19,7 @@ from actnet.config import (
     SyntheticConfig,
     Verify,
 )
+from actnet.data.storage import is_remote
 
 prepare_app = typer.Typer(no_args_is_help=True, help="Videos -> validated, re-encoded WebDataset shards + manifests.")
 app.add_typer(prepare_app, name="prepare")
@@ -160,7 +161,14 @@ def prepare_command(name: str, help: str):
         def command(**kwargs):
             flags = {p.name: kwargs.pop(p.name) for p in PREPARE_OPTIONS}
             opts = options_from_flags(flags)
-            listing = list_source(**kwargs)
+            root = kwargs.get("root")
+            if root is not None and is_remote(root):  # videos in a bucket: listed from its LIST, streamed to ffmpeg
+                from actnet.data.remote_root import as_remote, remote_root
+
+                with remote_root(root, opts.work_dir) as shadow:
+                    listing = as_remote(list_source(**(kwargs | {"root": shadow})), shadow, root)
+            else:
+                listing = list_source(**kwargs)
             raise typer.Exit(run_prepare(listing, opts))
 
         command.__signature__ = inspect.Signature(own + PREPARE_OPTIONS)
@@ -171,7 +179,9 @@ def prepare_command(name: str, help: str):
     return decorate
 
 
-RootOpt = Annotated[Path, typer.Option("--root", help="The data set's root folder.")]
+RootOpt = Annotated[
+    str, typer.Option("--root", help="The data set's root folder, or s3://bucket/prefix (videos read in place).")
+]
 SplitOpt = Annotated[int, typer.Option("--split", help="Official split number.")]
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from actnet.config import EncodeConfig
 from actnet.data.codecs import NVDEC_MIN_SIZE, at_least
+from actnet.data.storage import is_remote, readable_url
 
 FFMPEG_TIMEOUT_S = 1800
 # libvpx-vp9 cpu-used -> x264 preset, so --speed means "faster, larger" for every codec.
@@ -112,15 +113,29 @@ def _rotation(stream: dict) -> int:
     return int(round(-degrees / 90.0)) % 4 * 90
 
 
+# A network source (an s3:// object, through a presigned URL) that stops answering fails within this, in
+# microseconds as ffmpeg wants it, instead of holding an encoder until FFMPEG_TIMEOUT_S.
+NETWORK_TIMEOUT_US = 30_000_000
+
+
+def _input_args(src: str | Path) -> tuple[str, dict]:
+    """The URL or path ffmpeg/ffprobe open for ``src`` and their input options (a read timeout for networks)."""
+    url = readable_url(src)
+    return url, ({"rw_timeout": NETWORK_TIMEOUT_US} if "://" in url else {})
+
+
 def probe(path: str | Path) -> SourceInfo:
-    """ffprobe one file; raises MediaError when it holds no usable video stream."""
-    path = Path(path)
-    if not path.exists():
-        raise MediaError("missing file")
-    if path.stat().st_size == 0:
-        raise MediaError("empty file (0 bytes)")
+    """ffprobe one file (a local path, or an ``s3://`` object read over HTTP); raises MediaError when it holds no
+    usable video stream."""
+    if not is_remote(str(path)):
+        path = Path(path)
+        if not path.exists():
+            raise MediaError("missing file")
+        if path.stat().st_size == 0:
+            raise MediaError("empty file (0 bytes)")
     try:
-        info = ffmpeg.probe(str(path))
+        url, options = _input_args(path)
+        info = ffmpeg.probe(url, **options)
     except ffmpeg.Error as err:
         raise MediaError(f"unreadable: {_last_line(err.stderr)}") from None
     videos = [
@@ -198,8 +213,9 @@ def _canonical_video(src: str | Path, source: SourceInfo, cfg: EncodeConfig):
     """The first video stream at prepare's frame rate and size (the filter chain every stored video went through)."""
     fps = cfg.output_fps(source.fps)
     width, height = stored_size(source.width, source.height, cfg)
+    url, options = _input_args(src)
     return (
-        ffmpeg.input(str(src))["v:0"]
+        ffmpeg.input(url, **options)["v:0"]
         .filter("fps", fps=f"{fps.numerator}/{fps.denominator}")
         .filter("scale", width, height)
         .filter("setsar", 1)

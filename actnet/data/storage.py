@@ -230,6 +230,14 @@ class S3Storage:
     def delete(self, rel: str) -> None:
         self._call("DELETE", rel, lambda: self.client.delete_object(Bucket=self.bucket, Key=self._key(rel)))
 
+    def presigned(self, rel: str, seconds: int = 12 * 3600) -> str:
+        """An HTTP(S) URL that reads object ``rel`` without credentials for ``seconds`` (what ffmpeg opens: it
+        seeks with ranged GETs, so a source video streams into the encoder and is never copied to a disk)."""
+        params = {"Bucket": self.bucket, "Key": self._key(rel)}
+        return self._call(
+            "presign", rel, lambda: self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
+        )
+
     def staging_dir(self) -> Path:
         base = Path(self._work_dir or Path.home() / ".cache" / "actnet" / "staging").expanduser()
         path = base / hashlib.sha256(self.url().encode()).hexdigest()[:16]
@@ -304,6 +312,17 @@ def describe_s3_error(err: Exception) -> str | None:
 
 
 Storage = LocalStorage | S3Storage
+
+
+def readable_url(src: str | Path) -> str:
+    """What ffmpeg opens for ``src``: a local path as it is, an ``s3://bucket/key`` object as a presigned URL."""
+    src = str(src)
+    if not is_remote(src):
+        return src
+    parent, _, name = src.rpartition("/")
+    if parent in ("s3:/", "s3:") or not name:
+        raise ActnetError(f"{src}: not an object URL (s3://bucket/key)")
+    return S3Storage(parent).presigned(name)
 
 
 def open_storage(url: str | Path, work_dir: str | Path | None = None) -> Storage:
