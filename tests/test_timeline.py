@@ -142,3 +142,27 @@ def test_planned_frames_are_exact_when_the_container_miscounts(coloured, tmp_pat
         picked, n = planned_frames(replace(stream, estimated_frames=estimate), plans)
         assert n == 32
         np.testing.assert_array_equal(picked["primary"], everything[plans(32)["primary"]])
+
+
+def test_a_slow_consumer_is_not_a_stall_but_a_silent_ffmpeg_is(coloured, monkeypatch):
+    """A streamed decode has no limit on its whole length (the consumer sets the pace: an hour of timeline), only
+    on how long a read waits for ffmpeg."""
+    import time
+
+    from actnet.checkpoint import encode_of, load_checkpoint
+    from actnet.data import media
+
+    run, tree = coloured
+    stream = open_rgb(next((tree / "move_up").glob("*.mp4")), encode_of(load_checkpoint(run)))
+    monkeypatch.setattr(media, "FFMPEG_STALL_S", 1)
+    n = 0
+    for _ in stream.frames():
+        if n < 2:
+            time.sleep(1.6)  # longer than the stall limit, in the consumer: ffmpeg waits on us, not we on it
+        n += 1
+    assert n == 32
+    monkeypatch.setattr(media, "_rgb_command", lambda *_: ["sleep", "30"])  # an ffmpeg that never writes
+    started = time.monotonic()
+    with pytest.raises(media.MediaError, match="decoding stalled: no frame from ffmpeg for 1 s"):
+        list(stream.frames())
+    assert time.monotonic() - started < 5

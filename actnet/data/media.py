@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -265,7 +266,10 @@ class RgbStream:
 
     def frames(self):
         """The frames as uint8 RGB (H, W, 3) arrays, one at a time from ffmpeg's pipe: memory holds one frame,
-        whatever the video's length. Each call decodes from the start; errors are :class:`MediaError`."""
+        whatever the video's length. Each call decodes from the start; errors are :class:`MediaError`.
+
+        The consumer sets the pace (a slow model, a timeline over an hour of video), so there is no limit on the
+        whole decode: ffmpeg is stopped only when it gives nothing for ``FFMPEG_STALL_S`` while it is waited on."""
         frame_bytes = self.width * self.height * 3
         proc = subprocess.Popen(
             _rgb_command(self.src, self.source, self.cfg),
@@ -276,24 +280,57 @@ class RgbStream:
         errors: list[bytes] = []
         drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
         drain.start()
-        timer = threading.Timer(FFMPEG_TIMEOUT_S, proc.kill)
-        timer.start()
+        watchdog = _Stall(proc, FFMPEG_STALL_S)
         try:
-            while chunk := proc.stdout.read(frame_bytes):
+            while True:
+                watchdog.waiting()
+                chunk = proc.stdout.read(frame_bytes)
+                watchdog.done()
+                if watchdog.fired:
+                    raise MediaError(f"decoding stalled: no frame from ffmpeg for {FFMPEG_STALL_S} s")
+                if not chunk:
+                    break
                 if len(chunk) < frame_bytes:
                     raise MediaError(f"decoding ended inside a frame ({len(chunk)} of {frame_bytes} bytes)")
                 yield np.frombuffer(chunk, np.uint8).reshape(self.height, self.width, 3)
             if proc.wait() != 0:
                 drain.join(5)
-                if not timer.is_alive():
-                    raise MediaError(f"decoding timed out after {FFMPEG_TIMEOUT_S} s")
                 raise MediaError(f"decoding failed: {_last_line(b''.join(errors))}")
         finally:
-            timer.cancel()
+            watchdog.stop()
             if proc.poll() is None:  # the caller stopped early, or an error above
                 proc.kill()
             proc.wait()
             proc.stdout.close()
+
+
+FFMPEG_STALL_S = 300  # a streamed decode that gives no frame for this long while waited on is stopped
+
+
+class _Stall:
+    """Kills ``proc`` when a read has waited on it for more than ``limit`` seconds (checked every 0.5 s)."""
+
+    def __init__(self, proc: subprocess.Popen, limit: float):
+        self.proc, self.limit, self.since, self.fired = proc, limit, None, False
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def waiting(self) -> None:
+        self.since = time.monotonic()
+
+    def done(self) -> None:
+        self.since = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            since = self.since
+            if since is not None and time.monotonic() - since > self.limit:
+                self.fired = True
+                self.proc.kill()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def open_rgb(src: str | Path, cfg: EncodeConfig) -> RgbStream:
