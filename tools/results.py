@@ -123,6 +123,15 @@ def table(setting: str, runs: dict[str, dict]) -> list[str]:
                 "-" if v is None else f"{statistics.mean(v):.1f} ({statistics.stdev(v) if len(v) > 1 else 0:.1f})"
             )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    for role in ROLES:  # the best mean per model, and whether it stands clear of the runner-up
+        ranked = sorted(((statistics.mean(v), m) for (m, r), v in values.items() if r == role), key=lambda x: -x[0])
+        if len(ranked) > 1:
+            (best, winner), (_, second) = ranked[0], ranked[1]
+            clear = min(values[winner, role]) > max(values[second, role])
+            lines.append(
+                f"\nBest mean on the {role}: {winner} ({best:.1f}), "
+                f"{'every seed above' if clear else 'not clear of'} the runner-up {second}'s best seed."
+            )
     lo, hi = wilson_interval(round(0.9 * n), n)
     half = 100 * (hi - lo) / 2
     lines += [
