@@ -45,6 +45,7 @@ class Scores:
     probs: dict[str, np.ndarray]  # role -> (N, K), and "ensemble" with two models
     features: dict[str, np.ndarray]  # role -> (N, D); empty unless asked for
     labeled_features: dict[str, np.ndarray]  # the labeled videos' features, for coverage
+    labeled: list[str]  # the labeled set's keys, in its order
     classes: list[str]
     hidden: np.ndarray  # the stored labels: for measuring a choice only, never for making it
     url: str
@@ -82,7 +83,7 @@ def score_unlabeled(
     models, _ = trained_models(ckpt, dev, use_ema)
     autocast = autocast_for(cfg.train.precision, dev)
     progress = progress or ProgressSink()
-    labeled_keys = {ref.key for ref in ShardSet(url, cfg.data.labeled).samples}
+    labeled_keys = [ref.key for ref in ShardSet(url, cfg.data.labeled).samples]
 
     def run(set_name: str, keep=None) -> dict:
         loader = make_loader(url, set_name, "eval", loader_cfg, rank=rank, world=world)
@@ -98,7 +99,8 @@ def score_unlabeled(
         return pred
 
     unl = run(cfg.data.unlabeled)
-    rows = [i for i, k in enumerate(unl["keys"]) if k not in labeled_keys]
+    labeled_set = set(labeled_keys)
+    rows = [i for i, k in enumerate(unl["keys"]) if k not in labeled_set]
     if not rows:
         raise ActnetError(f"{url}/{cfg.data.unlabeled}: every video is in the labeled set {cfg.data.labeled}")
     probs = {r: p[rows].numpy() for r, p in unl["probs"].items()}
@@ -114,6 +116,7 @@ def score_unlabeled(
         probs=probs,
         features=feats,
         labeled_features=labeled_feats,
+        labeled=labeled_keys,
         classes=unl["classes"],
         hidden=unl["labels"][rows].numpy(),
         url=url,
@@ -194,7 +197,7 @@ def _prediction(scores: Scores, i: int) -> dict:
     return out
 
 
-def write_suggestions(scores: Scores, picked: list[tuple[int, float]], strategy: str, out: Path, labeled: list[str]):
+def write_suggestions(scores: Scores, picked: list[tuple[int, float]], strategy: str, out: Path):
     """``next.txt`` (the keys to label, one per line: what ``prepare --labeled-list`` reads), ``labeled-next.txt``
     (the current labeled keys and those), ``suggestions.jsonl`` (rank, key, score, each model's prediction) and
     ``suggestions.png`` (a contact sheet of the chosen clips, captioned with the models' predictions)."""
@@ -207,16 +210,15 @@ def write_suggestions(scores: Scores, picked: list[tuple[int, float]], strategy:
         for r, (i, s) in enumerate(picked)
     ]
     atomic_write(out / "next.txt", "".join(k + "\n" for k in keys))
-    atomic_write(out / "labeled-next.txt", "".join(k + "\n" for k in [*labeled, *keys]))
+    atomic_write(out / "labeled-next.txt", "".join(k + "\n" for k in [*scores.labeled, *keys]))
     atomic_write(out / "suggestions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     captions = {}
     for row in rows:
         said = ", ".join(f"{r} {row[r]['class']} {row[r]['confidence']:.2f}" for r in scores.probs)
         captions[row["key"]] = f"#{row['rank']} {row['key']}: {said}"
     sheet = contact_sheet(scores.url, scores.set_name, out / "suggestions.png", keys=keys[:24], captions=captions)
-    return {"next": out / "next.txt", "labeled_next": out / "labeled-next.txt", "jsonl": out / "suggestions.jsonl"} | {
-        "sheet": sheet
-    }
+    files = {"next": out / "next.txt", "labeled_next": out / "labeled-next.txt", "jsonl": out / "suggestions.jsonl"}
+    return files | {"sheet": sheet}
 
 
 # ------------------------------------------------------------------------------------------- pseudo-labels
@@ -288,8 +290,3 @@ def class_counts(rows: list[dict], classes: list[str]) -> list[tuple[str, int, i
     accepted = np.bincount([r["label"] for r in rows if r["accepted"]], minlength=len(classes))
     predicted = np.bincount([r["label"] for r in rows], minlength=len(classes))
     return [(c, int(a), int(p)) for c, a, p in zip(classes, accepted, predicted)]
-
-
-def labeled_keys(checkpoint: str | Path, data: str | None = None) -> list[str]:
-    cfg: RunConfig = load_checkpoint(checkpoint_path(checkpoint))["run_config"]
-    return [ref.key for ref in ShardSet(data or cfg.data.url, cfg.data.labeled).samples]

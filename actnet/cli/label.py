@@ -36,7 +36,7 @@ def suggest_command(
     device: Device = None,
     seed: Annotated[int, typer.Option(help="Seed of the random strategy.")] = 0,
 ):
-    from actnet.labeling import STRATEGIES, labeled_keys, rank_videos, score_unlabeled, write_suggestions
+    from actnet.labeling import STRATEGIES, rank_videos, score_unlabeled, write_suggestions
 
     if strategy not in STRATEGIES:
         raise ActnetError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -53,7 +53,7 @@ def suggest_command(
             progress=progress,
         )
     picked = rank_videos(scores, strategy, budget, seed)
-    written = write_suggestions(scores, picked, strategy, out_dir, labeled_keys(checkpoint, data))
+    written = write_suggestions(scores, picked, strategy, out_dir)
     table = Table(title=f"next {len(picked)} of {len(scores.keys)} unlabeled videos ({strategy})", box=box.SIMPLE_HEAD)
     for column in ("rank", "key", "score", *scores.probs):
         table.add_column(column)
