@@ -95,6 +95,47 @@ def test_rank_splits_are_disjoint_complete_and_equal():
     assert sorted(evals[0] + evals[1]) == list(range(n))
 
 
+def _jobs(stream: sampling.SampleStream, batches: int, epoch: int = 0) -> list[tuple]:
+    out = []
+    for batch, _ in zip(stream.batches(epoch), range(batches)):
+        out += [(j.id, j.key, j.label, j.video, j.frames, j.strides, j.crops, j.epoch, j.position) for j in batch]
+    return out
+
+
+def test_how_bytes_are_read_never_changes_what_a_stream_gives(indexed, monkeypatch):
+    """Coalesced reads, read-ahead depth and thread count change the requests, not the samples, frames or order."""
+    shards = ShardSet(str(indexed), "train")
+    reads = []
+    read_range = shards.storage.read_range
+    monkeypatch.setattr(shards.storage, "read_range", lambda *a: reads.append(a) or read_range(*a))
+    for kind, batches in (("labeled", 5), ("unlabeled", 4), ("eval", 99)):
+        runs = {}
+        for threads, kib in ((0, 0), (1, 4096), (5, 4096), (2, 0)):
+            stream = sampling.SampleStream(
+                shards, kind, CLIPS, 2, seed=3, eval_clips=2, eval_crops=3, fetch_threads=threads, coalesce_kib=kib
+            )
+            stream.mark_bad(4)  # replaced in training, left out of evaluation, whatever the reads
+            reads.clear()
+            runs[threads, kib] = (_jobs(stream, batches), len(reads))
+            stream.close()
+        first = runs[0, 0][0]
+        assert all(jobs == first for jobs, _ in runs.values()), kind
+        assert 4 not in {j[0] for j in first}
+        if kind == "eval":  # in shard order: neighbours share a read
+            assert runs[0, 0][1] == len(first) == len(shards) - 1
+            assert runs[5, 4096][1] < len(first)
+
+
+def test_reads_join_only_close_neighbours_of_one_shard():
+    ref = lambda i, shard, offset, length=100: sampling.SampleRef(i, f"k{i}", shard, offset, length, {})  # noqa: E731
+    a, b = ref(0, "s0.tar", 0), ref(1, "s0.tar", 1024)
+    assert sampling.joins(a, b, a, 4096)
+    assert not sampling.joins(a, b, a, 1000)  # the span would pass the read size
+    assert not sampling.joins(b, a, a, 4096)  # not backwards
+    assert not sampling.joins(a, ref(1, "s1.tar", 1024), a, 4096)  # another shard
+    assert not sampling.joins(a, ref(1, "s0.tar", 100 + sampling.COALESCE_GAP + 1), a, 1 << 30)  # too far apart
+
+
 # -------------------------------------------------------------------------------------- DALI, CPU backend
 
 

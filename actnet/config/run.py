@@ -106,7 +106,8 @@ class LoaderConfig:
     device: str = "auto"  # auto: the GPU when there is one; cpu; gpu
     num_threads: int = 2  # DALI CPU threads per pipeline
     prefetch: int = 2  # batches DALI prepares ahead
-    fetch_threads: int = 4  # threads reading sample bytes ahead (ranged reads; matters for s3://)
+    fetch_threads: int = 32  # reads in flight ahead of the decoder (ranged reads; on s3:// each waits a round trip)
+    coalesce_kib: int = 4096  # neighbouring samples of a shard read in order share one ranged read up to this; 0: off
     max_bad_samples: int = 10  # samples that fail to decode are skipped and logged; one more stops the run
     seed: int = 0
 
@@ -117,8 +118,8 @@ class LoaderConfig:
         if self.eval_crops not in (1, 3):
             raise ActnetError(f"loader eval_crops must be 1 or 3, not {self.eval_crops}")
         Device.check(self.device, "--device")
-        if self.fetch_threads < 0 or self.max_bad_samples < 0:
-            raise ActnetError("loader fetch_threads and max_bad_samples must not be negative")
+        if self.fetch_threads < 0 or self.max_bad_samples < 0 or self.coalesce_kib < 0:
+            raise ActnetError("loader fetch_threads, coalesce_kib and max_bad_samples must not be negative")
 
     def clips(self) -> dict[str, ClipConfig]:
         """The models' clips by role, primary first."""

@@ -84,6 +84,7 @@ def sample_stream(
         eval_crops=cfg.eval_crops,
         fetch_threads=cfg.fetch_threads if fetch_threads is None else fetch_threads,
         lookahead=cfg.prefetch + 1,
+        coalesce_kib=cfg.coalesce_kib,
     )
 
 

@@ -6,6 +6,10 @@ numpy, so the choices it makes are easy to test and identical on every machine.
 - A :class:`ShardSet` is opened from its ``<set>.info.json`` and the DALI index files beside its tars. The
   epoch length comes from ``info.json``; the index gives each sample's byte range, so one ranged read (a
   ``pread`` locally, a ranged GET on S3) fetches a sample's ``.cls``, ``.json`` and video together.
+- Reads: up to ``fetch_threads`` are in flight, ahead of the consumer. A stream that visits neighbouring
+  samples of a shard one after the other (evaluation, in shard order) reads runs of them with one ranged read
+  of up to ``coalesce_kib``: on object storage one request then serves many samples. Which samples, frames and
+  order a stream gives never depend on how its bytes were read.
 - Training streams are endless. Epoch ``e`` is a seeded permutation of the whole set, cycled to
   ``steps_per_epoch * batch * world`` positions and dealt round robin to the ranks: within an epoch the ranks'
   samples are disjoint (apart from the cycled tail) and every rank runs the same number of steps.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -87,9 +92,37 @@ class ShardSet:
 
     def fetch(self, i: int) -> dict[str, bytes]:
         """The members of sample ``i``, by extension, from one ranged read."""
-        ref = self.samples[i]
-        blob = self.storage.read_range(ref.shard, ref.offset, ref.length)
-        return {ext: blob[off : off + size] for ext, (off, size) in ref.members.items()}
+        return self.fetch_many([i])[0]
+
+    def fetch_many(self, ids: list[int]) -> list[dict[str, bytes]]:
+        """The members of samples ``ids`` (neighbours in one shard, in byte order) from one ranged read of the
+        span that holds them all (see :func:`coalesce`)."""
+        refs = [self.samples[i] for i in ids]
+        start, end = refs[0].offset, refs[-1].offset + refs[-1].length
+        blob = memoryview(self.storage.read_range(refs[0].shard, start, end - start))
+        return [
+            {
+                ext: bytes(blob[ref.offset - start + off : ref.offset - start + off + size])
+                for ext, (off, size) in ref.members.items()
+            }
+            for ref in refs
+        ]
+
+
+# Neighbouring samples of one shard are read together when what lies between them is at most this (tar headers
+# and padding: a few KiB; another rank's samples are not read for nothing).
+COALESCE_GAP = 64 << 10
+
+
+def joins(last: SampleRef, ref: SampleRef, first: SampleRef, most_bytes: int) -> bool:
+    """Whether ``ref`` can join a read that spans ``first`` .. ``last``: same shard, after ``last`` and close to
+    it, and the span stays within ``most_bytes``."""
+    end = last.offset + last.length
+    return (
+        ref.shard == last.shard
+        and 0 <= ref.offset - end <= COALESCE_GAP
+        and ref.offset + ref.length - first.offset <= most_bytes
+    )
 
 
 # ---------------------------------------------------------------------------------------------- which samples
@@ -213,7 +246,9 @@ def plan_eval(ref: SampleRef, members: dict[str, bytes], ext: str, clips: dict[s
 class SampleStream:
     """Batches of planned jobs for one rank: ``labeled`` and ``unlabeled`` (endless) or ``eval`` (one pass).
 
-    Bytes are fetched ``fetch_threads`` at a time, a few batches ahead. Samples marked bad (see
+    Bytes are fetched ``fetch_threads`` reads at a time, ``max(lookahead batches, fetch_threads)`` samples ahead
+    of the consumer; neighbours in one shard share a read of up to ``coalesce_kib`` (0: one read per sample).
+    Samples marked bad (see
     :meth:`mark_bad`) are replaced in training by the next good sample of the same epoch order, and left out
     of evaluation.
     """
@@ -230,8 +265,9 @@ class SampleStream:
         seed: int = 0,
         eval_clips: int = 1,
         eval_crops: int = 1,
-        fetch_threads: int = 4,
+        fetch_threads: int = 32,
         lookahead: int = 2,
+        coalesce_kib: int = 4096,
     ):
         if kind not in STREAM_TAGS:
             raise ValueError(f"unknown stream kind {kind!r}")
@@ -244,7 +280,11 @@ class SampleStream:
         self.eval_clips, self.eval_crops = eval_clips, eval_crops
         self.bad: set[int] = set()
         self._pool = ThreadPoolExecutor(fetch_threads, thread_name_prefix="actnet-fetch") if fetch_threads else None
-        self._window = max(1, lookahead) * batch_size
+        # samples read ahead: enough to keep every fetch thread busy (on object storage a read waits a round trip)
+        self._window = max(max(1, lookahead) * batch_size, fetch_threads)
+        self._read_bytes = coalesce_kib << 10
+        self.reads = self.samples_read = 0  # ranged reads done and the samples they held (benchmarks report them)
+        self._count_lock = threading.Lock()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -279,8 +319,10 @@ class SampleStream:
 
     def plan(self, sample_id: int, epoch: int, position: int) -> Job:
         """Read sample ``sample_id`` and choose its frames as position ``position`` of ``epoch``."""
+        return self._plan(sample_id, epoch, position, self.shards.fetch(sample_id))
+
+    def _plan(self, sample_id: int, epoch: int, position: int, members: dict[str, bytes]) -> Job:
         ref = self.shards.samples[sample_id]
-        members = self.shards.fetch(sample_id)
         if self.kind == "eval":
             job = plan_eval(ref, members, self.shards.extension, self.clips, self.eval_clips, self.eval_crops)
         else:
@@ -306,20 +348,50 @@ class SampleStream:
             yield batch
 
     def _prefetched(self, epoch: int, skip: int) -> Iterator[Job]:
-        """Planned jobs in order; with a pool, up to ``lookahead`` batches are read ahead."""
+        """Planned jobs in order; with a pool, up to ``self._window`` samples are read ahead."""
         if self._pool is None:
-            for item in self._ids(epoch, skip):
-                if (job := self._plan_checked(*item)) is not None:
-                    yield job
+            for read in self._reads(epoch, skip):
+                yield from self._read(read)
             return
-        futures: deque = deque()
-        for item in self._ids(epoch, skip):
-            futures.append(self._pool.submit(self._plan_checked, *item))
-            if len(futures) > self._window and (job := futures.popleft().result()) is not None:
-                yield job
+        futures: deque = deque()  # (future of a read's jobs, how many samples it reads)
+        ahead = 0
+        for read in self._reads(epoch, skip):
+            futures.append((self._pool.submit(self._read, read), len(read)))
+            ahead += len(read)
+            while ahead > self._window:
+                future, n = futures.popleft()
+                ahead -= n
+                yield from future.result()
         while futures:
-            if (job := futures.popleft().result()) is not None:
-                yield job
+            yield from futures.popleft()[0].result()
+
+    def _reads(self, epoch: int, skip: int) -> Iterator[list[tuple[int, int, int]]]:
+        """The stream's (sample, epoch, position) items, bad samples already replaced, grouped into reads: runs
+        of neighbours in one shard (:func:`joins`) of at most half the read-ahead window, else single samples."""
+        samples, most = self.shards.samples, max(1, self._window // 2)
+        read: list[tuple[int, int, int]] = []
+        for sample_id, e, position in self._ids(epoch, skip):
+            sample_id = self._substitute(sample_id, e)
+            if sample_id is None:
+                continue
+            item = (sample_id, e, position)
+            if read and (
+                not self._read_bytes
+                or len(read) >= most
+                or not joins(samples[read[-1][0]], samples[sample_id], samples[read[0][0]], self._read_bytes)
+            ):
+                yield read
+                read = []
+            read.append(item)
+        if read:
+            yield read
+
+    def _read(self, read: list[tuple[int, int, int]]) -> list[Job]:
+        members = self.shards.fetch_many([sample_id for sample_id, _, _ in read])
+        with self._count_lock:
+            self.reads += 1
+            self.samples_read += len(read)
+        return [self._plan(*item, m) for item, m in zip(read, members)]
 
     def _ids(self, epoch: int, skip: int = 0) -> Iterator[tuple[int, int, int]]:
         while True:
@@ -335,6 +407,7 @@ class SampleStream:
         sample_id = self._substitute(sample_id, epoch)
         return None if sample_id is None else self.plan(sample_id, epoch, position)
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
+        """Stop reading ahead (``wait``: until the reads under way have finished)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
