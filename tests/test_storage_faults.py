@@ -88,6 +88,20 @@ def test_each_s3_failure_names_endpoint_and_bucket(bucket_behind_proxy, monkeypa
     assert "\n" not in message
 
 
+def test_ranged_reads_fail_like_every_other_call(bucket_behind_proxy):
+    """The loader's ranged reads (presigned URLs over a pool of their own, not boto3): same messages and bound."""
+    storage, proxy = bucket_behind_proxy
+    assert storage.read_range("a.txt", 1, 3) == b"ell"
+    message, _ = _fails(lambda: storage.read_range("missing.txt", 0, 3))
+    assert "no such object" in message and storage.url("missing.txt") in message and proxy.url in message
+    message, _ = _fails(lambda: open_storage("s3://no-such-bucket-here/data").read_range("a.txt", 0, 3))
+    assert "no such bucket" in message and "\n" not in message
+    proxy.hang()
+    message, seconds = _fails(lambda: storage.read_range("a.txt", 0, 3))  # its URL is signed already: no boto3 call
+    assert seconds <= BOUND_S + 1, seconds
+    assert "no answer within the time limit" in message and storage.url("a.txt") in message
+
+
 def test_a_refusal_reads_as_access_denied():
     """The local server does not check keys, so the 403 a real bucket sends is built here as botocore parses it."""
     from botocore.exceptions import ClientError
