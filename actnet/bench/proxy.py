@@ -103,3 +103,48 @@ class Proxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+class ProxyProcess:
+    """A :class:`Proxy` in a process of its own (``requests`` and ``bytes_down`` read through a pipe).
+
+    The storage benchmark runs the S3 server and the proxy outside the loader's process: a real bucket is on
+    other machines, and a server in the loader's process would take its interpreter lock as well as its CPU."""
+
+    def __init__(self, target: str, latency_ms: float = 0.0, bytes_per_s: float = 0.0):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # a fork would copy the loader's threads and DALI state
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, target, latency_ms, bytes_per_s), daemon=True)
+        self._proc.start()
+        if not self._conn.poll(60):
+            self._proc.kill()
+            raise RuntimeError("the proxy process did not start within 60 s")
+        self.url = self._conn.recv()
+        self.pid = self._proc.pid
+
+    def counts(self) -> tuple[int, int]:
+        """(requests, bytes sent back) so far."""
+        self._conn.send("counts")
+        return self._conn.recv()
+
+    def __enter__(self) -> ProxyProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._conn.send("stop")
+        except OSError:
+            pass
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+
+def _serve(conn, target: str, latency_ms: float, bytes_per_s: float) -> None:
+    with Proxy(target, latency_ms, bytes_per_s) as proxy:
+        conn.send(proxy.url)
+        while conn.recv() != "stop":
+            conn.send((proxy.requests, proxy.bytes_down))

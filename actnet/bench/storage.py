@@ -1,23 +1,30 @@
 """``actnet benchmark storage``: the loader reading its shards from S3-compatible storage at real latency.
 
-The same shards are read from local disk and from a bucket reached through :class:`~actnet.bench.proxy.Proxy`,
-which adds a delay to every request (a bucket in another building answers in 20-100 ms; a server on this machine
-in well under one) and can cap the bandwidth. For each latency: clips/s of the unlabeled (training) and eval
-streams, as a fraction of the local figure, and the requests and bytes each sample costs. With no bucket given,
-a local S3 server (moto, in the ``bench`` extra) is started on 127.0.0.1 and the shards are uploaded to it.
+The same shards are read from local disk and from a bucket reached through :class:`~actnet.bench.proxy.Proxy`
+(in a process of its own), which adds a delay to every request (a bucket in another building answers in
+20-100 ms; a server on this machine in well under one) and can cap the bandwidth. For each latency: clips/s of
+the unlabeled (training) and eval streams, as a fraction of the local figure, with the cores the server and proxy
+took meanwhile; and the stream's reads alone (no decoding: what a decoder 10x faster could get at most), with the
+requests, bytes and CPU each sample costs. With no bucket given, a local S3 server (moto, in the ``bench`` extra)
+is started on 127.0.0.1 in a process of its own and the shards are uploaded to it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from actnet.bench.common import machine_description, time_batches
-from actnet.bench.proxy import Proxy
-from actnet.data.loader import make_loader
+from actnet.bench.proxy import ProxyProcess
+from actnet.data.loader import make_loader, sample_stream
 from actnet.data.sampling import ShardSet
 from actnet.data.storage import open_storage
 from actnet.errors import ActnetError
@@ -25,26 +32,62 @@ from actnet.errors import ActnetError
 STREAMS = (("unlabeled", "train"), ("eval", "test"))
 
 
-@contextlib.contextmanager
-def local_s3_server() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (its endpoint URL), with throwaway credentials in the environment."""
+@dataclass(frozen=True)
+class LocalServer:
+    url: str
+    pid: int
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time process ``pid`` has used (user + system), from /proc; 0 where there is no /proc or no pid."""
     try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        raise ActnetError(
-            "--s3: give a bucket (s3://bucket/prefix), or install actnet[bench] for a local server"
-        ) from None
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RigClock:
+    """CPU time used by the processes that stand in for the far bucket (S3 server and proxy) on this machine."""
+
+    def __init__(self, *pids: int | None):
+        self.pids = [p for p in pids if p]
+
+    def __call__(self) -> float:
+        return sum(cpu_seconds(p) for p in self.pids)
+
+
+@contextlib.contextmanager
+def local_s3_server() -> Iterator[LocalServer]:
+    """A moto S3 server on 127.0.0.1, in a process of its own (its endpoint URL and pid), with throwaway
+    credentials in the environment."""
+    if importlib.util.find_spec("moto") is None:
+        raise ActnetError("--s3: give a bucket (s3://bucket/prefix), or install actnet[bench] for a local server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise ActnetError(f"the local S3 server ({' '.join(command)}) did not start") from None
+                time.sleep(0.2)
         with environment(**credentials):
-            yield f"http://127.0.0.1:{port}"
+            yield LocalServer(f"http://127.0.0.1:{port}", server.pid)
     finally:
-        server.stop()
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @contextlib.contextmanager
@@ -78,24 +121,52 @@ def upload(local: Path, url: str, sets: tuple[str, ...]) -> None:
                 target.write_bytes(name, source.read_bytes(name))
 
 
-def per_sample(url: str, set_name: str, proxy: Proxy, samples: int = 16) -> dict:
-    """Requests and bytes through the proxy per sample read (opening the set is not counted)."""
-    shards = ShardSet(url, set_name)
-    before_requests, before_bytes = proxy.requests, proxy.bytes_down
-    for i in range(min(samples, len(shards))):
-        shards.fetch(i)
-    n = min(samples, len(shards))
+def fetch_rate(
+    url: str, set_name: str, kind: str, cfg, samples: int, proxy: ProxyProcess | None = None, rig=None
+) -> dict:
+    """The stream alone, without decoding: samples/s its reads deliver (the most any decoder could get from this
+    storage); through ``proxy`` the requests and bytes each sample cost (opening the set not counted), the CPU
+    this process spends per sample read and the ``rig``'s (server and proxy) per request."""
+    stream = sample_stream(ShardSet(url, set_name), kind, cfg)
+    before = proxy.counts() if proxy else (0, 0)
+    own, rig_before = time.process_time(), rig() if rig else 0.0
+    count, started = 0, time.perf_counter()
+    for batch in stream.batches(0):
+        count += len(batch)
+        if count >= samples:
+            break
+    seconds = time.perf_counter() - started
+    stream.close(wait=True)  # the reads ahead that were under way count too: per sample *read*
+    after = proxy.counts() if proxy else (0, 0)
+    own, rig_cpu = time.process_time() - own, (rig() - rig_before) if rig else 0.0
+    read = stream.samples_read
+    requests = after[0] - before[0]
     return {
-        "requests": (proxy.requests - before_requests) / n,
-        "bytes": (proxy.bytes_down - before_bytes) / n,
-        "sample_bytes": sum(shards.samples[i].length for i in range(n)) / n,
+        "samples_per_s": count / seconds,
+        "samples": read,
+        "loader_cpu_ms": 1000 * own / read,
+        "rig_cpu_ms": 1000 * rig_cpu / requests if requests else 0.0,
+        "requests": requests / read,
+        "bytes": (after[1] - before[1]) / read,
+        "sample_bytes": sum(s.length for s in stream.shards.samples) / len(stream.shards),  # the set's mean
     }
 
 
 def benchmark_storage(
-    local: Path, s3_url: str, s3_endpoint: str, latencies_ms: list[float], cfg, batches: int, bytes_per_s=0.0, log=print
+    local: Path,
+    s3_url: str,
+    s3_endpoint: str,
+    latencies_ms: list[float],
+    cfg,
+    batches: int,
+    bytes_per_s=0.0,
+    fetch_samples: int = 256,
+    server_pid: int | None = None,
+    log=print,
 ) -> dict:
-    """clips/s of each stream from local disk and through the proxy at each latency; requests and bytes/sample."""
+    """For each stream, from local disk and through the proxy at each latency: the loader's clips/s with the share
+    of this machine's cores the server and proxy took meanwhile, and the stream's reads alone (samples/s,
+    requests, bytes and CPU per sample)."""
     upload(local, s3_url, tuple(s for _, s in STREAMS))
     rows = []
     for kind, set_name in STREAMS:
@@ -103,43 +174,66 @@ def benchmark_storage(
         n = max(1, min(batches, loader.steps_per_epoch - 1)) if kind == "eval" else batches
         seconds, clips, _ = time_batches(loader, n)
         loader.close()
+        fetch = fetch_rate(str(local), set_name, kind, cfg, fetch_samples)
         row = {"stream": kind, "set": set_name, "batches": n, "local": clips / seconds, "latency": {}}
-        log(f"  {kind:9s} local disk      {row['local']:7.1f} clips/s")
+        row["local_fetch"] = fetch["samples_per_s"]
+        log(f"  {kind:9s} local disk      {row['local']:7.1f} clips/s; reads alone {fetch['samples_per_s']:7.0f}/s")
         for ms in latencies_ms:
-            with Proxy(s3_endpoint, latency_ms=ms, bytes_per_s=bytes_per_s) as proxy, endpoint(proxy.url):
+            with ProxyProcess(s3_endpoint, latency_ms=ms, bytes_per_s=bytes_per_s) as proxy, endpoint(proxy.url):
+                rig = RigClock(server_pid, proxy.pid)
                 loader = make_loader(s3_url, set_name, kind, cfg)
+                rig_before = rig()
                 seconds, clips, _ = time_batches(loader, n)
+                rig_cores = (rig() - rig_before) / seconds
                 loader.close()
-                cost = per_sample(s3_url, set_name, proxy)
+                fetch = fetch_rate(s3_url, set_name, kind, cfg, fetch_samples, proxy, rig)
             rate = clips / seconds
-            row["latency"][str(ms)] = {"clips_per_s": rate, "of_local": rate / row["local"], **cost}
+            row["latency"][str(ms)] = {"clips_per_s": rate, "of_local": rate / row["local"], "rig_cores": rig_cores}
+            row["latency"][str(ms)] |= fetch
             log(
-                f"  {kind:9s} S3 +{ms:5.0f} ms    {rate:7.1f} clips/s ({rate / row['local']:.2f} x local), "
-                f"{cost['requests']:.2f} requests and {cost['bytes'] / 1024:.1f} KiB per sample"
+                f"  {kind:9s} S3 +{ms:5.0f} ms    {rate:7.1f} clips/s ({rate / row['local']:.2f} x local, server and "
+                f"proxy on {rig_cores:.2f} cores); reads alone {fetch['samples_per_s']:7.0f}/s, "
+                f"{fetch['requests']:.2f} requests, {fetch['bytes'] / 1024:.1f} KiB, {fetch['loader_cpu_ms']:.1f} ms "
+                f"loader CPU per sample, {fetch['rig_cpu_ms']:.1f} ms server+proxy CPU per request"
             )
         rows.append(row)
-    return {"streams": rows, "latencies_ms": latencies_ms, "bytes_per_s": bytes_per_s, "machine": machine_description()}
+    return {
+        "streams": rows,
+        "latencies_ms": latencies_ms,
+        "bytes_per_s": bytes_per_s,
+        "fetch_threads": cfg.fetch_threads,
+        "coalesce_kib": cfg.coalesce_kib,
+        "machine": machine_description(),
+    }
 
 
 def storage_markdown(result: dict, cfg, source: str) -> str:
     m = result["machine"]
     cap = f", bandwidth capped at {result['bytes_per_s'] / 1e6:g} MB/s" if result["bytes_per_s"] else ""
+    coalesce = f"neighbours read together up to {cfg.coalesce_kib} KiB" if cfg.coalesce_kib else "one read per sample"
     lines = [
         f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
-        f"Shards: {source}, read from local disk and from an S3 server on this machine through a proxy adding "
-        f"the latency to every request{cap}. Loader: batch {cfg.batch_size} (unlabeled: x{cfg.mu}), evaluation "
-        f"batch {cfg.eval_batch_size} x {cfg.eval_clips} clips x {cfg.eval_crops} crops, {cfg.fetch_threads} fetch "
-        f"threads, DALI on {cfg.device} with {cfg.num_threads} threads. Requests and bytes per sample are counted "
-        "at the proxy (opening the set not included).",
+        f"Shards: {source}, read from local disk and from an S3 server (moto, its own process) on this machine "
+        f"through a proxy (its own process) adding the latency to every request{cap}. Loader: batch "
+        f"{cfg.batch_size} (unlabeled: x{cfg.mu}), evaluation batch {cfg.eval_batch_size} x {cfg.eval_clips} clips "
+        f"x {cfg.eval_crops} crops, {cfg.fetch_threads} reads in flight, {coalesce}, DALI on {cfg.device} with "
+        f'{cfg.num_threads} threads. "Rig cores": the cores of this machine the S3 server and the proxy (a far '
+        'bucket\'s stand-ins) used while the loader was timed. "Reads alone": the stream without decoding (the most '
+        "any decoder could get); requests, bytes and CPU per sample are counted during it (opening the set not "
+        "included).",
         "",
-        "| stream | latency per request | clips/s | x local | requests/sample | KiB/sample |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| stream | latency per request | clips/s | x local | rig cores | reads alone: samples/s | requests/sample "
+        "| KiB/sample | loader CPU ms/sample | rig CPU ms/request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["streams"]:
-        lines.append(f"| {r['stream']} ({r['set']}) | local disk | {r['local']:.1f} | 1.00 | | |")
+        lines.append(
+            f"| {r['stream']} ({r['set']}) | local disk | {r['local']:.1f} | 1.00 | | {r['local_fetch']:.0f} | | | | |"
+        )
         for ms, f in r["latency"].items():
             lines.append(
                 f"| {r['stream']} ({r['set']}) | {float(ms):g} ms | {f['clips_per_s']:.1f} | {f['of_local']:.2f} | "
-                f"{f['requests']:.2f} | {f['bytes'] / 1024:.1f} |"
+                f"{f['rig_cores']:.2f} | {f['samples_per_s']:.0f} | {f['requests']:.2f} | {f['bytes'] / 1024:.1f} | "
+                f"{f['loader_cpu_ms']:.1f} | {f['rig_cpu_ms']:.1f} |"
             )
     return "\n".join(lines) + "\n"

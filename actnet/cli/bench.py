@@ -8,7 +8,7 @@ import typer
 
 from actnet.bench import SECTIONS
 from actnet.cli.common import app, handle_errors, out, parse_frame_size, sink
-from actnet.config import Device, EncodeConfig
+from actnet.config import Device, EncodeConfig, LoaderConfig
 from actnet.errors import ActnetError
 
 benchmark_app = typer.Typer(no_args_is_help=True, help="Measure throughput and write the results file.")
@@ -140,9 +140,16 @@ def benchmark_storage_command(
     batches: Annotated[int, typer.Option(help="Timed batches per stream (after one warm-up batch).")] = 6,
     workers: Annotated[int, typer.Option("--workers", "-j", help="DALI threads (0: cores).")] = 0,
     device: Annotated[Device, typer.Option(help="Where to decode.")] = Device.auto,
+    fetch_threads: Annotated[int, typer.Option(help="The loader's reads in flight (loader.fetch_threads).")] = (
+        LoaderConfig.fetch_threads
+    ),
+    coalesce_kib: Annotated[
+        int, typer.Option(help="Neighbouring samples read together up to this (loader.coalesce_kib; 0: off).")
+    ] = LoaderConfig.coalesce_kib,
     results: Annotated[Path | None, typer.Option(help="Record the figures in this markdown file (+ .json).")] = None,
 ):
     import contextlib
+    from dataclasses import replace
 
     from actnet.bench import storage
     from actnet.bench.common import record
@@ -154,13 +161,15 @@ def benchmark_storage_command(
         raise ActnetError(f"--latency-ms {latency_ms!r}: give numbers separated by commas, as in 0,20,50") from None
     workers = workers or os.cpu_count() or 1
     cfg = loader_config(size, frames, batch_size, 2, workers, device.value)
+    cfg = replace(cfg, fetch_threads=fetch_threads, coalesce_kib=coalesce_kib)
     with sink() as progress:
         if data is None:
             data, source = bench_shards(workers, progress)
         else:
             source = str(data)
     server = storage.local_s3_server() if s3 is None else contextlib.nullcontext(None)
-    with server as local_endpoint:
+    with server as local:
+        local_endpoint = local.url if local else None
         url = s3 or "s3://actnet-bench/shards"
         target = local_endpoint or os.environ.get("AWS_ENDPOINT_URL")
         if not target:
@@ -172,7 +181,15 @@ def benchmark_storage_command(
                 boto3.session.Session().client("s3").create_bucket(Bucket="actnet-bench")
         with storage.endpoint(target):
             result = storage.benchmark_storage(
-                Path(data), url, target, latencies, cfg, batches, bandwidth_mbps * 1e6, log=out.print
+                Path(data),
+                url,
+                target,
+                latencies,
+                cfg,
+                batches,
+                bandwidth_mbps * 1e6,
+                server_pid=local.pid if local else None,
+                log=out.print,
             )
     markdown = storage.storage_markdown(result, cfg, source)
     out.print(markdown)
