@@ -46,10 +46,34 @@ def test_benchmark_storage_reads_through_the_latency_proxy_and_records(indexed, 
             assert 0 < figures["requests"] <= 1  # at most one ranged GET per sample
             assert figures["bytes"] > figures["sample_bytes"]  # the sample plus HTTP headers
     assert "| unlabeled (train) | 30 ms |" in results.read_text()
-    before = CliRunner().invoke(app, [*args[:-2], "--latency-ms", "0", "--fetch-threads", "4", "--coalesce-kib", "0"])
-    assert before.exit_code == 0 and "4 reads in flight, one read per sample" in before.output
+    before = [*args[:-2], "--latency-ms", "0", "--fetch-threads", "4", "--coalesce-kib", "0", "--server", "folder"]
+    run = CliRunner().invoke(app, before)
+    words = " ".join(run.output.split())  # the console wraps lines
+    assert run.exit_code == 0 and "4 reads in flight, one read per sample" in words
+    assert "a light S3-compatible server" in words
     bad = CliRunner().invoke(app, [*args[:4], "--latency-ms", "soon"])
     assert bad.exit_code == 2 and "--latency-ms 'soon'" in bad.output
+
+
+def test_the_folder_bucket_answers_as_s3_does(monkeypatch):
+    """The benchmark's light server: boto3's HEAD, GET, ranged GET and LIST, and S3's errors for what is missing."""
+    from actnet.bench.storage import BENCH_BUCKET, endpoint, local_s3_server
+    from actnet.data.storage import StorageError, open_storage
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with local_s3_server("folder") as server, endpoint(server.url):
+        (server.folder / "sets" / "a").mkdir(parents=True)
+        (server.folder / "sets" / "a" / "x.bin").write_bytes(bytes(range(200)))
+        (server.folder / "sets" / "y.txt").write_bytes(b"hello")
+        storage = open_storage(f"s3://{BENCH_BUCKET}/sets")
+        assert storage.exists("y.txt") and not storage.exists("z.txt")
+        assert storage.read_bytes("y.txt") == b"hello"
+        assert storage.read_range("a/x.bin", 10, 5) == bytes(range(10, 15))
+        assert storage.sizes() == {"a/x.bin": 200, "y.txt": 5} and storage.list("a") == ["a/x.bin"]
+        with pytest.raises(StorageError, match="no such object"):
+            storage.read_range("z.txt", 0, 1)
+        with pytest.raises(StorageError, match="no such bucket"):
+            open_storage("s3://no-such-bucket/sets").read_bytes("y.txt")
 
 
 def test_pyav_and_torchcodec_decode_the_same_frames_in_any_order(indexed):

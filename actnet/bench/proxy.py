@@ -75,6 +75,8 @@ class Proxy:
                 continue
             with self._lock:
                 self._conns.append(server)
+            for s in (client, server):  # forward each piece at once: the added latency is the only delay
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 

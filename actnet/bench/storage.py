@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ STREAMS = (("unlabeled", "train"), ("eval", "test"))
 class LocalServer:
     url: str
     pid: int
+    kind: str  # moto or folder
+    folder: Path | None = None  # the folder server's bucket: files put here are its objects
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -57,37 +61,59 @@ class RigClock:
         return sum(cpu_seconds(p) for p in self.pids)
 
 
+BENCH_BUCKET = "actnet-bench"
+SERVER_WORDS = {
+    "moto": "an S3 server on this machine (moto, its own process)",
+    "folder": "a light S3-compatible server on this machine (actnet/bench/bucket.py, its own process)",
+}
+
+
 @contextlib.contextmanager
-def local_s3_server() -> Iterator[LocalServer]:
-    """A moto S3 server on 127.0.0.1, in a process of its own (its endpoint URL and pid), with throwaway
-    credentials in the environment."""
-    if importlib.util.find_spec("moto") is None:
+def local_s3_server(kind: str = "moto") -> Iterator[LocalServer]:
+    """An S3 server on 127.0.0.1 in a process of its own, holding an empty bucket ``actnet-bench`` (its endpoint
+    URL and pid are yielded), with throwaway credentials in the environment.
+
+    ``moto``: the server the tests use (about 7 ms of CPU per request); ``folder``: :mod:`actnet.bench.bucket`,
+    which serves files from a temporary folder for a fraction of that."""
+    if kind == "moto" and importlib.util.find_spec("moto") is None:
         raise ActnetError("--s3: give a bucket (s3://bucket/prefix), or install actnet[bench] for a local server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise ActnetError(f"the local S3 server ({' '.join(command)}) did not start") from None
-                time.sleep(0.2)
-        with environment(**credentials):
-            yield LocalServer(f"http://127.0.0.1:{port}", server.pid)
-    finally:
-        server.terminate()
+    with tempfile.TemporaryDirectory(prefix="actnet-bucket-") as folder:
+        if kind == "moto":
+            command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        else:
+            (Path(folder) / BENCH_BUCKET).mkdir()
+            command = [sys.executable, "-m", "actnet.bench.bucket", folder, str(port)]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+        credentials["AWS_DEFAULT_REGION"] = "us-east-1"
         try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise ActnetError(f"the local S3 server ({' '.join(command)}) did not start") from None
+                    time.sleep(0.2)
+            url = f"http://127.0.0.1:{port}"
+            with environment(**credentials):
+                if kind == "moto":
+                    import boto3
+
+                    with endpoint(url):
+                        boto3.session.Session().client("s3").create_bucket(Bucket=BENCH_BUCKET)
+                yield LocalServer(url, server.pid, kind, Path(folder) / BENCH_BUCKET if kind == "folder" else None)
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 @contextlib.contextmanager
@@ -110,14 +136,19 @@ def endpoint(url: str):
     return environment(AWS_ENDPOINT_URL=url)
 
 
-def upload(local: Path, url: str, sets: tuple[str, ...]) -> None:
-    """The info files, tars and indices of ``sets`` of a local shard folder, copied under an s3:// prefix."""
+def upload(local: Path, url: str, sets: tuple[str, ...], folder: Path | None = None) -> None:
+    """The info files, tars and indices of ``sets`` of a local shard folder, copied under an s3:// prefix (for the
+    folder server, into ``folder``, the bucket's own folder)."""
     source, target = open_storage(local), open_storage(url)
     for set_name in sets:
         info = ShardSet(str(local), set_name).info
         names = [f"{set_name}.info.json", info.manifest] + [n for s in info.shards for n in (s.name, s.index)]
         for name in names:
-            if not target.exists(name):
+            if folder is not None:
+                key = Path(folder, url.removeprefix(f"s3://{BENCH_BUCKET}").strip("/"), name)
+                key.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local / name, key)
+            elif not target.exists(name):
                 target.write_bytes(name, source.read_bytes(name))
 
 
@@ -161,13 +192,14 @@ def benchmark_storage(
     batches: int,
     bytes_per_s=0.0,
     fetch_samples: int = 256,
-    server_pid: int | None = None,
+    server: LocalServer | None = None,
     log=print,
 ) -> dict:
     """For each stream, from local disk and through the proxy at each latency: the loader's clips/s with the share
     of this machine's cores the server and proxy took meanwhile, and the stream's reads alone (samples/s,
     requests, bytes and CPU per sample)."""
-    upload(local, s3_url, tuple(s for _, s in STREAMS))
+    upload(local, s3_url, tuple(s for _, s in STREAMS), server.folder if server else None)
+    server_pid = server.pid if server else None
     rows = []
     for kind, set_name in STREAMS:
         loader = make_loader(str(local), set_name, kind, cfg)
@@ -203,6 +235,7 @@ def benchmark_storage(
         "bytes_per_s": bytes_per_s,
         "fetch_threads": cfg.fetch_threads,
         "coalesce_kib": cfg.coalesce_kib,
+        "server": server.kind if server else "given",
         "machine": machine_description(),
     }
 
@@ -213,7 +246,7 @@ def storage_markdown(result: dict, cfg, source: str) -> str:
     coalesce = f"neighbours read together up to {cfg.coalesce_kib} KiB" if cfg.coalesce_kib else "one read per sample"
     lines = [
         f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
-        f"Shards: {source}, read from local disk and from an S3 server (moto, its own process) on this machine "
+        f"Shards: {source}, read from local disk and from {SERVER_WORDS.get(result['server'], 'the bucket given')} "
         f"through a proxy (its own process) adding the latency to every request{cap}. Loader: batch "
         f"{cfg.batch_size} (unlabeled: x{cfg.mu}), evaluation batch {cfg.eval_batch_size} x {cfg.eval_clips} clips "
         f"x {cfg.eval_crops} crops, {cfg.fetch_threads} reads in flight, {coalesce}, DALI on {cfg.device} with "

@@ -8,8 +8,14 @@ import typer
 
 from actnet.bench import SECTIONS
 from actnet.cli.common import app, handle_errors, out, parse_frame_size, sink
-from actnet.config import Device, EncodeConfig, LoaderConfig
+from actnet.config import Choice, Device, EncodeConfig, LoaderConfig
 from actnet.errors import ActnetError
+
+
+class BenchServer(Choice):
+    moto = "moto"  # the S3 server the tests use
+    folder = "folder"  # actnet/bench/bucket.py: little CPU per request
+
 
 benchmark_app = typer.Typer(no_args_is_help=True, help="Measure throughput and write the results file.")
 app.add_typer(benchmark_app, name="benchmark")
@@ -146,6 +152,10 @@ def benchmark_storage_command(
     coalesce_kib: Annotated[
         int, typer.Option(help="Neighbouring samples read together up to this (loader.coalesce_kib; 0: off).")
     ] = LoaderConfig.coalesce_kib,
+    server: Annotated[
+        BenchServer,
+        typer.Option(help="The local S3 server: moto (as the tests), or folder (light: little CPU per request)."),
+    ] = BenchServer.moto,
     results: Annotated[Path | None, typer.Option(help="Record the figures in this markdown file (+ .json).")] = None,
 ):
     import contextlib
@@ -167,34 +177,21 @@ def benchmark_storage_command(
             data, source = bench_shards(workers, progress)
         else:
             source = str(data)
-    server = storage.local_s3_server() if s3 is None else contextlib.nullcontext(None)
-    with server as local:
-        local_endpoint = local.url if local else None
-        url = s3 or "s3://actnet-bench/shards"
-        target = local_endpoint or os.environ.get("AWS_ENDPOINT_URL")
+    server_cm = storage.local_s3_server(server.value) if s3 is None else contextlib.nullcontext(None)
+    with server_cm as local:
+        url = s3 or f"s3://{storage.BENCH_BUCKET}/shards"
+        target = local.url if local else os.environ.get("AWS_ENDPOINT_URL")
         if not target:
             raise ActnetError("--s3: set AWS_ENDPOINT_URL to the S3 endpoint the proxy should stand in front of")
-        if local_endpoint:
-            with storage.endpoint(local_endpoint):
-                import boto3
-
-                boto3.session.Session().client("s3").create_bucket(Bucket="actnet-bench")
         with storage.endpoint(target):
             result = storage.benchmark_storage(
-                Path(data),
-                url,
-                target,
-                latencies,
-                cfg,
-                batches,
-                bandwidth_mbps * 1e6,
-                server_pid=local.pid if local else None,
-                log=out.print,
+                Path(data), url, target, latencies, cfg, batches, bandwidth_mbps * 1e6, server=local, log=out.print
             )
     markdown = storage.storage_markdown(result, cfg, source)
     out.print(markdown)
     if results is not None:
-        record("storage", markdown, result, results)
+        section = "storage" if server == BenchServer.moto else f"storage ({server.value} server)"
+        record(section, markdown, result, results)
         out.print(f"recorded in {results}")
 
 

@@ -106,7 +106,7 @@ class LoaderConfig:
     device: str = "auto"  # auto: the GPU when there is one; cpu; gpu
     num_threads: int = 2  # DALI CPU threads per pipeline
     prefetch: int = 2  # batches DALI prepares ahead
-    fetch_threads: int = 32  # reads in flight ahead of the decoder (ranged reads; on s3:// each waits a round trip)
+    fetch_threads: int = 64  # reads in flight ahead of the decoder (ranged reads; on s3:// each waits a round trip)
     coalesce_kib: int = 4096  # neighbouring samples of a shard read in order share one ranged read up to this; 0: off
     max_bad_samples: int = 10  # samples that fail to decode are skipped and logged; one more stops the run
     seed: int = 0

@@ -265,7 +265,7 @@ class SampleStream:
         seed: int = 0,
         eval_clips: int = 1,
         eval_crops: int = 1,
-        fetch_threads: int = 32,
+        fetch_threads: int = 64,
         lookahead: int = 2,
         coalesce_kib: int = 4096,
     ):

@@ -281,7 +281,7 @@ def _new_client():
         connect_timeout=min(10.0, per_try),
         read_timeout=per_try,
         retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"},
-        max_pool_connections=64,  # above the default fetch_threads: a read never waits for a connection
+        max_pool_connections=64,  # the default fetch_threads: a read never waits for a connection
     )
     return boto3.session.Session().client("s3", config=config)
 
