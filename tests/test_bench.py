@@ -34,7 +34,7 @@ def test_benchmark_storage_reads_through_the_latency_proxy_and_records(indexed, 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     results = tmp_path / "bench.md"
     args = ["benchmark", "storage", "--data", str(indexed), "--latency-ms", "0,30", "--size", "16", "--frames", "4"]
-    args += ["--batch-size", "2", "--batches", "1", "--workers", "1", "--results", str(results)]
+    args += ["--batch-size", "2", "--batches", "1", "--repeat", "1", "--workers", "1", "--results", str(results)]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 0, run.output
     data = json.loads(results.with_suffix(".json").read_text())["storage"]
@@ -178,3 +178,18 @@ def test_the_loader_figures_stand_alone_where_no_dali_free_decoder_loads(indexed
     table = [line for line in section.loader_markdown(result, cfg, "x", 1).splitlines() if line.startswith("| ")]
     assert {line.count("|") for line in table[:5]} == {6}  # the header and its 4 rows: equally wide
     assert all("n/a (no DALI-free decoder here)" in line for line in table[1:5])
+
+
+def test_benchmark_prepare_says_where_the_cpu_goes(tmp_path):
+    results = tmp_path / "bench.md"
+    args = ["benchmark", "prepare", "--videos", "4", "--frames", "12", "--size", "64x48", "--workers", "1"]
+    args += ["--repeat", "1", "--cache", str(tmp_path / "cache"), "--results", str(results)]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    data = json.loads(results.with_suffix(".json").read_text())["prepare"]
+    cpu = data["cpu"]
+    assert set(cpu) == {"probe", "encode", "verify_full", "verify_packets", "prepare_children", "prepare_own"}
+    assert all(seconds > 0 for seconds in cpu.values())
+    # prepare's children are its probes, encodes and verifying runs: about the stages' sum, never far below it
+    assert cpu["prepare_children"] > 0.7 * (cpu["probe"] + cpu["encode"] + cpu["verify_full"])
+    assert "| ffprobe on each source (one process per video) |" in results.read_text()

@@ -18,7 +18,7 @@ from pathlib import Path
 from actnet.bench.common import machine_description
 from actnet.config import EncodeConfig, PrepareOptions, ShardConfig, SyntheticConfig
 from actnet.data import synthetic
-from actnet.data.media import encode_command, probe
+from actnet.data.media import encode_command, probe, verify_many
 from actnet.data.sources import SourceListing, list_folder
 from actnet.prepare import prepare
 
@@ -52,6 +52,39 @@ def ffmpeg_start_ms(runs: int = 10) -> float:
         subprocess.run(["ffmpeg", "-hide_banner", "-version"], capture_output=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return 1000 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / runs
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def profile_prepare(listing: SourceListing, encode: EncodeConfig, workers: int, verify_batch: int) -> dict:
+    """CPU seconds of each of prepare's stages over every video, each stage run alone (one at a time, so the
+    children's CPU is that stage's): ffprobe on the sources, the encode, the verifying decode (full) or demux
+    (packets) in batches as prepare runs them, and, from a whole prepare, the CPU of prepare's own process
+    (Python: tars, indexes, hashes, manifests) and of all its children together."""
+    cpu: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="actnet-profile-") as tmp:
+        before = _children_cpu()
+        sources = [probe(c.path) for c in listing.candidates]
+        cpu["probe"] = _children_cpu() - before
+        outputs = [Path(tmp) / f"{c.key}.{encode.extension}" for c in listing.candidates]
+        before = _children_cpu()
+        for c, info, dst in zip(listing.candidates, sources, outputs):
+            subprocess.run(encode_command(c.path, dst, info, encode), capture_output=True, check=True)
+        cpu["encode"] = _children_cpu() - before
+        for mode in ("full", "packets"):
+            before = _children_cpu()
+            for i in range(0, len(outputs), verify_batch):
+                verify_many(outputs[i : i + verify_batch], replace(encode, verify=mode))
+            cpu[f"verify_{mode}"] = _children_cpu() - before
+        work = Path(tmp) / "prepare"
+        opts = PrepareOptions(out=str(work), manifests=None, workers=workers, encode=encode, shards=ShardConfig())
+        before, own = _children_cpu(), time.process_time()
+        timed_prepare(listing, opts)
+        cpu["prepare_children"], cpu["prepare_own"] = _children_cpu() - before, time.process_time() - own
+    return cpu
 
 
 def benchmark_prepare(
@@ -102,6 +135,7 @@ def benchmark_prepare(
         "ratio": {name: best[name] / best["ffmpeg"] for name in rows if name != "ffmpeg"},
         "verify_batch": PrepareOptions.verify_batch,
         "ffmpeg_start_cpu_ms": ffmpeg_start_ms(),
+        "cpu": profile_prepare(listing, encode, workers, PrepareOptions.verify_batch),
         "machine": machine_description(),
     }
 
@@ -151,4 +185,29 @@ def prepare_markdown(result: dict, source: str) -> str:
             "it loads), so verification decodes up to "
             f"{batch} encoded videos per ffmpeg run and pays that start once for all of them.",
         ]
+    if "cpu" in result:
+        lines += ["", *profile_markdown(result["cpu"])]
     return "\n".join(lines) + "\n"
+
+
+def profile_markdown(cpu: dict) -> list[str]:
+    """Where prepare's CPU goes, against the encode's: the stages' rows, then prepare's whole."""
+    enc = cpu["encode"]
+    rows = [
+        ("the encode (ffmpeg, one run per video)", cpu["encode"]),
+        ("ffprobe on each source (one process per video)", cpu["probe"]),
+        ("verifying decode, --verify full (batched)", cpu["verify_full"]),
+        ("verifying demux, --verify packets (batched)", cpu["verify_packets"]),
+        ("prepare's own process (Python: tars, indexes, hashes, manifests)", cpu["prepare_own"]),
+        ("prepare, every ffmpeg/ffprobe it ran (--verify full)", cpu["prepare_children"]),
+    ]
+    total = cpu["prepare_own"] + cpu["prepare_children"]
+    return [
+        "Where the CPU goes (each stage run alone over every video; CPU seconds of all cores, so a ratio here is "
+        "what the wall-clock ratio tends to when every core is busy):",
+        "",
+        "| stage | CPU seconds | x the encode |",
+        "|---|---:|---:|",
+        *(f"| {name} | {seconds:.2f} | {seconds / enc:.3f} |" for name, seconds in rows),
+        f"| prepare in all (own + children) | {total:.2f} | {total / enc:.3f} |",
+    ]

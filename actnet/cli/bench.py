@@ -152,6 +152,7 @@ def benchmark_storage_command(
     coalesce_kib: Annotated[
         int, typer.Option(help="Neighbouring samples read together up to this (loader.coalesce_kib; 0: off).")
     ] = LoaderConfig.coalesce_kib,
+    repeat: Annotated[int, typer.Option(help="Timings of each figure; the best counts.")] = 3,
     server: Annotated[
         BenchServer,
         typer.Option(help="The local S3 server: moto (as the tests), or folder (light: little CPU per request)."),
@@ -185,7 +186,16 @@ def benchmark_storage_command(
             raise ActnetError("--s3: set AWS_ENDPOINT_URL to the S3 endpoint the proxy should stand in front of")
         with storage.endpoint(target):
             result = storage.benchmark_storage(
-                Path(data), url, target, latencies, cfg, batches, bandwidth_mbps * 1e6, server=local, log=out.print
+                Path(data),
+                url,
+                target,
+                latencies,
+                cfg,
+                batches,
+                bandwidth_mbps * 1e6,
+                server=local,
+                repeat=repeat,
+                log=out.print,
             )
     markdown = storage.storage_markdown(result, cfg, source)
     out.print(markdown)
