@@ -264,8 +264,8 @@ def storage_markdown(result: dict, cfg, source: str) -> str:
         f"Shards: {source}, read from local disk and from {SERVER_WORDS.get(result['server'], 'the bucket given')} "
         f"through a proxy (its own process) adding the latency to every request{cap}. Loader: batch "
         f"{cfg.batch_size} (unlabeled: x{cfg.mu}), evaluation batch {cfg.eval_batch_size} x {cfg.eval_clips} clips "
-        f"x {cfg.eval_crops} crops, {cfg.fetch_threads} reads in flight, {coalesce}, reads as {reads}, DALI on {cfg.device} with "
-        f"{cfg.num_threads} threads; every rate is the best of {result.get('repeat', 1)} timings. "
+        f"x {cfg.eval_crops} crops, {cfg.fetch_threads} reads in flight, {coalesce}, reads as {reads}, DALI on "
+        f"{cfg.device} with {cfg.num_threads} threads; every rate is the best of {result.get('repeat', 1)} timings. "
         '"Rig cores": the cores of this machine the S3 server and the proxy (a far '
         'bucket\'s stand-ins) used while the loader was timed. "Reads alone": the stream without decoding (the most '
         "any decoder could get); requests, bytes and CPU per sample are counted during it (opening the set not "
