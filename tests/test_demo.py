@@ -33,3 +33,19 @@ def test_the_demo_reuses_only_what_the_same_options_made(tmp_path):
     runs = [p for p in again if p.name == "last.pt"]
     assert len(runs) == 2 and all(p not in first or again[p] != first[p] for p in runs)
     assert json.loads((tmp_path / "comparison.json").read_text())["options"]["videos_per_class"] == 4
+
+
+def test_the_demo_default_is_the_recipe_and_a_setting_of_the_results():
+    import importlib.util
+    from pathlib import Path
+
+    from actnet.demo import DEFAULT_METHODS, DEMO_EPOCHS, METHODS
+    from actnet.recipes import resolve_run_config
+
+    assert resolve_run_config("demo", [], {}).train.epochs == DEMO_EPOCHS
+    spec = importlib.util.spec_from_file_location("results", Path(__file__).parent.parent / "tools" / "results.py")
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    assert results.SETTINGS["demo"]["epochs"] == DEMO_EPOCHS and results.SETTINGS["main"]["epochs"] == 16
+    assert results.setting_methods("demo", tuple(METHODS)) == DEFAULT_METHODS  # the demo's own two methods
+    assert results.setting_methods("main", ("fixmatch", "supervised")) == ("fixmatch", "supervised")
