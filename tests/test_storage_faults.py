@@ -146,3 +146,44 @@ def test_training_from_a_failing_bucket_ends_with_one_line(shards, s3_bucket, s3
     # the failed read's bound, plus reads already in flight and the process's own exit
     print(f"{failure}: the run ended {seconds:.1f} s after the endpoint broke (ACTNET_S3_TIMEOUT={BOUND_S:g})")
     assert seconds < 2 * BOUND_S + 10, seconds
+
+
+def test_a_ranged_read_retries_busy_answers_and_not_missing_ones(monkeypatch):
+    """503 (S3's SlowDown) is tried again within the attempts; 404 ends the read at once, in S3's words."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from actnet.data import storage
+
+    answers, seen = [], []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers["Range"])
+            status, body = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(storage.time, "sleep", lambda s: None)  # the backoff, not what is tested
+    url = f"http://127.0.0.1:{server.server_address[1]}/b/k"
+    try:
+        answers[:] = [(503, b"<Error><Code>SlowDown</Code></Error>"), (206, b"abc")]
+        assert storage._ranged_get(url, "bytes=0-2") == b"abc" and seen == ["bytes=0-2"] * 2
+        answers[:] = [(503, b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>")] * 3
+        with pytest.raises(storage.HttpFailure, match="SlowDown: Reduce your rate"):
+            storage._ranged_get(url, "bytes=0-2")
+        assert not answers  # every attempt used, no more
+        seen.clear()
+        answers[:] = [(404, b"<Error><Code>NoSuchKey</Code></Error>"), (206, b"abc")]
+        with pytest.raises(storage.HttpFailure, match="no such object"):
+            storage._ranged_get(url, "bytes=0-2")
+        assert len(seen) == 1
+    finally:
+        server.shutdown()
