@@ -173,11 +173,12 @@ def table(setting: str, runs: dict[str, dict]) -> list[str]:
                 f"- {method}, {role}: {verdict} supervised-only (mean gap {gap:+.1f} points, {size} one test set's "
                 f"+-{half:.0f}; worst {method} seed minus best supervised seed {margin:+.1f})."
             )
-    minutes = statistics.mean(runs[s]["seconds"] for s in seeds) / 60
+    minutes = ", ".join(f"{runs[s]['seconds'] / 60:.1f}" for s in seeds)
     lines += [
         "",
-        f"{minutes:.1f} min per seed ({len(methods)} methods, prepare cached; wall time on a machine that ran other "
-        "work at times, not a benchmark).",
+        f"Wall minutes per seed ({len(methods)} methods): {minutes}. The first `actnet demo` in a folder also renders "
+        "and prepares the set; one at the same code and options reuses the finished runs; wall time on a machine "
+        "that ran other work at times, not a benchmark.",
     ]
     return lines
 
