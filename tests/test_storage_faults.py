@@ -102,6 +102,16 @@ def test_ranged_reads_fail_like_every_other_call(bucket_behind_proxy):
     assert "no answer within the time limit" in message and storage.url("a.txt") in message
 
 
+def test_a_kept_alive_connection_the_server_closed_is_opened_again(bucket_behind_proxy):
+    """Object stores close idle keep-alive connections: the next read opens a new one, without failing a try."""
+    storage, proxy = bucket_behind_proxy
+    assert storage.read_range("a.txt", 0, 2) == b"he"
+    requests = proxy.requests
+    proxy.drop_connections()
+    assert storage.read_range("a.txt", 2, 3) == b"llo"
+    assert proxy.requests == requests + 1  # one request reached the server: no failed try in between
+
+
 def test_a_refusal_reads_as_access_denied():
     """The local server does not check keys, so the 403 a real bucket sends is built here as botocore parses it."""
     from botocore.exceptions import ClientError

@@ -36,6 +36,17 @@ class Proxy:
         """From now on, accept and read but never answer (a hung endpoint)."""
         self._hung.set()
 
+    def drop_connections(self) -> None:
+        """Close every open connection and keep accepting new ones (what a server does to idle keep-alives)."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
     def stop(self) -> None:
         """Close the port and every connection (a stopped endpoint: connections are refused)."""
         self._closed.set()
