@@ -183,18 +183,30 @@ def fetch_rate(
     }
 
 
-def best_rate(url: str, set_name: str, kind: str, cfg, n: int, repeat: int, rig=None) -> tuple[float, float]:
-    """The best clips/s of ``repeat`` timings of ``n`` batches, each from a new loader, and the cores the ``rig``
-    used during that timing."""
-    best = (0.0, 0.0)
+def _timed(url: str, set_name: str, kind: str, cfg, n: int, rig=None) -> tuple[float, float]:
+    """clips/s of ``n`` batches from a new loader, and the cores the ``rig`` used meanwhile."""
+    loader = make_loader(url, set_name, kind, cfg)
+    rig_before = rig() if rig else 0.0
+    seconds, clips, _ = time_batches(loader, n)
+    rig_cores = (rig() - rig_before) / seconds if rig else 0.0
+    loader.close()
+    return clips / seconds, rig_cores
+
+
+def best_rate(url: str, set_name: str, kind: str, cfg, n: int, repeat: int) -> float:
+    """The best clips/s of ``repeat`` timings of ``n`` batches, each from a new loader."""
+    return max(_timed(url, set_name, kind, cfg, n)[0] for _ in range(repeat))
+
+
+def paired_rates(local: str, remote: str, set_name: str, kind: str, cfg, n: int, repeat: int, rig):
+    """Local and remote timings taken in turns, ``repeat`` of each: (best local clips/s, best remote clips/s, the
+    rig's cores during that remote timing). Taken side by side, their ratio does not move with what else this
+    machine was doing between rows."""
+    best_local, best_remote = 0.0, (0.0, 0.0)
     for _ in range(repeat):
-        loader = make_loader(url, set_name, kind, cfg)
-        rig_before = rig() if rig else 0.0
-        seconds, clips, _ = time_batches(loader, n)
-        rig_cores = (rig() - rig_before) / seconds if rig else 0.0
-        loader.close()
-        best = max(best, (clips / seconds, rig_cores))
-    return best
+        best_local = max(best_local, _timed(local, set_name, kind, cfg, n)[0])
+        best_remote = max(best_remote, _timed(remote, set_name, kind, cfg, n, rig))
+    return best_local, *best_remote
 
 
 def benchmark_storage(
@@ -229,13 +241,14 @@ def benchmark_storage(
         for ms in latencies_ms:
             with ProxyProcess(s3_endpoint, latency_ms=ms, bytes_per_s=bytes_per_s) as proxy, endpoint(proxy.url):
                 rig = RigClock(server_pid, proxy.pid)
-                rate, rig_cores = best_rate(s3_url, set_name, kind, cfg, n, repeat, rig)
+                local_now, rate, rig_cores = paired_rates(str(local), s3_url, set_name, kind, cfg, n, repeat, rig)
                 fetches = [fetch_rate(s3_url, set_name, kind, cfg, fetch_samples, proxy, rig) for _ in range(repeat)]
                 fetch = max(fetches, key=lambda f: f["samples_per_s"])
-            row["latency"][str(ms)] = {"clips_per_s": rate, "of_local": rate / row["local"], "rig_cores": rig_cores}
+            row["latency"][str(ms)] = {"clips_per_s": rate, "local": local_now, "of_local": rate / local_now}
+            row["latency"][str(ms)]["rig_cores"] = rig_cores
             row["latency"][str(ms)] |= fetch
             log(
-                f"  {kind:9s} S3 +{ms:5.0f} ms    {rate:7.1f} clips/s ({rate / row['local']:.2f} x local, server and "
+                f"  {kind:9s} S3 +{ms:5.0f} ms    {rate:7.1f} clips/s ({rate / local_now:.2f} x local, server and "
                 f"proxy on {rig_cores:.2f} cores); reads alone {fetch['samples_per_s']:7.0f}/s, "
                 f"{fetch['requests']:.2f} requests, {fetch['bytes'] / 1024:.1f} KiB, {fetch['loader_cpu_ms']:.1f} ms "
                 f"loader CPU per sample, {fetch['rig_cpu_ms']:.1f} ms server+proxy CPU per request"
@@ -266,22 +279,25 @@ def storage_markdown(result: dict, cfg, source: str) -> str:
         f"{cfg.batch_size} (unlabeled: x{cfg.mu}), evaluation batch {cfg.eval_batch_size} x {cfg.eval_clips} clips "
         f"x {cfg.eval_crops} crops, {cfg.fetch_threads} reads in flight, {coalesce}, reads as {reads}, DALI on "
         f"{cfg.device} with {cfg.num_threads} threads; every rate is the best of {result.get('repeat', 1)} timings. "
-        '"Rig cores": the cores of this machine the S3 server and the proxy (a far '
+        "\"x local\": against local-disk timings taken in turns with that row's (this machine's load drifts between "
+        'rows). "Rig cores": the cores of this machine the S3 server and the proxy (a far '
         'bucket\'s stand-ins) used while the loader was timed. "Reads alone": the stream without decoding (the most '
         "any decoder could get); requests, bytes and CPU per sample are counted during it (opening the set not "
         "included).",
         "",
-        "| stream | latency per request | clips/s | x local | rig cores | reads alone: samples/s | requests/sample "
-        "| KiB/sample | loader CPU ms/sample | rig CPU ms/request |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stream | latency per request | clips/s | local disk, taken in turns | x local | rig cores | reads alone: "
+        "samples/s | requests/sample | KiB/sample | loader CPU ms/sample | rig CPU ms/request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["streams"]:
         lines.append(
-            f"| {r['stream']} ({r['set']}) | local disk | {r['local']:.1f} | 1.00 | | {r['local_fetch']:.0f} | | | | |"
+            f"| {r['stream']} ({r['set']}) | local disk | {r['local']:.1f} | | 1.00 | | {r['local_fetch']:.0f} "
+            "| | | | |"
         )
         for ms, f in r["latency"].items():
             lines.append(
-                f"| {r['stream']} ({r['set']}) | {float(ms):g} ms | {f['clips_per_s']:.1f} | {f['of_local']:.2f} | "
+                f"| {r['stream']} ({r['set']}) | {float(ms):g} ms | {f['clips_per_s']:.1f} | "
+                f"{f.get('local', r['local']):.1f} | {f['of_local']:.2f} | "
                 f"{f['rig_cores']:.2f} | {f['samples_per_s']:.0f} | {f['requests']:.2f} | {f['bytes'] / 1024:.1f} | "
                 f"{f['loader_cpu_ms']:.1f} | {f['rig_cpu_ms']:.1f} |"
             )
