@@ -233,7 +233,7 @@ def benchmark_storage(
         if kind == "eval":
             n = max(1, min(batches, -(-ShardSet(str(local), set_name).info.num_samples // cfg.eval_batch_size) - 1))
         row = {"stream": kind, "set": set_name, "batches": n, "latency": {}}
-        row["local"] = best_rate(str(local), set_name, kind, cfg, n, repeat)[0]
+        row["local"] = best_rate(str(local), set_name, kind, cfg, n, repeat)
         row["local_fetch"] = max(
             fetch_rate(str(local), set_name, kind, cfg, fetch_samples)["samples_per_s"] for _ in range(repeat)
         )
