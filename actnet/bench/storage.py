@@ -271,7 +271,7 @@ def storage_markdown(result: dict, cfg, source: str) -> str:
     m = result["machine"]
     cap = f", bandwidth capped at {result['bytes_per_s'] / 1e6:g} MB/s" if result["bytes_per_s"] else ""
     coalesce = f"neighbours read together up to {cfg.coalesce_kib} KiB" if cfg.coalesce_kib else "one read per sample"
-    reads = "boto3 calls" if result.get("reads") == "boto3" else "GETs of presigned URLs (urllib3)"
+    reads = "boto3 calls" if result.get("reads") == "boto3" else "GETs of presigned URLs (http.client)"
     lines = [
         f"Measured {m['date']} on {m['host_cpu']} ({m['cores']} cores, {m['device']}), actnet {m['actnet']}. "
         f"Shards: {source}, read from local disk and from {SERVER_WORDS.get(result['server'], 'the bucket given')} "
