@@ -112,6 +112,51 @@ def test_a_kept_alive_connection_the_server_closed_is_opened_again(bucket_behind
     assert proxy.requests == requests + 1  # one request reached the server: no failed try in between
 
 
+def test_ranged_reads_over_https_trust_what_boto3_is_told_to(tmp_path, monkeypatch):
+    """An HTTPS endpoint: the read verifies its certificate against AWS_CA_BUNDLE (as boto3 does); one it does
+    not trust is one line that says so."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from actnet.data import storage
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(206)
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"abc")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/b/k"
+    try:
+        monkeypatch.setattr(storage, "_SSL", None)
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+        assert storage._ranged_get(url, "bytes=0-2") == b"abc"
+        monkeypatch.setattr(storage, "_SSL", None)
+        monkeypatch.delenv("AWS_CA_BUNDLE")  # boto3's default bundle does not know this certificate
+        with pytest.raises(storage.HttpFailure, match="TLS certificate not trusted"):
+            storage._ranged_get(url, "bytes=0-2")
+    finally:
+        server.shutdown()
+        monkeypatch.setattr(storage, "_SSL", None)
+
+
 def test_a_refusal_reads_as_access_denied():
     """The local server does not check keys, so the 403 a real bucket sends is built here as botocore parses it."""
     from botocore.exceptions import ClientError

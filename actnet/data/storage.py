@@ -325,9 +325,10 @@ def _ssl_context():
         if _SSL is None:
             import ssl
 
-            import certifi
+            from botocore.httpsession import get_cert_path
 
-            _SSL = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or certifi.where())
+            # the certificates boto3 trusts: AWS_CA_BUNDLE, else its default bundle
+            _SSL = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True))
     return _SSL
 
 
@@ -389,6 +390,7 @@ def _ranged_get(url: str, rng: str) -> bytes:
     """One ranged GET, tried ``S3_ATTEMPTS`` times on connection failures, timeouts and 5xx answers, within the
     same bound as a boto3 call (see :func:`_new_client`)."""
     import http.client
+    import ssl
 
     per_try = (s3_timeout() - _BACKOFF_S) / S3_ATTEMPTS
     for attempt in range(S3_ATTEMPTS):
@@ -396,6 +398,11 @@ def _ranged_get(url: str, rng: str) -> bytes:
             status, body = _get_once(url, rng, per_try)
         except TimeoutError:
             failure = HttpFailure(_no_answer())
+        except ssl.SSLCertVerificationError as err:  # trying again changes nothing
+            why = f"TLS certificate not trusted ({err.verify_message}; AWS_CA_BUNDLE names a CA file)"
+            raise HttpFailure(why) from None
+        except ssl.SSLError as err:
+            failure = HttpFailure(f"TLS failed ({err.reason or err})")
         except (OSError, http.client.HTTPException):  # refused, reset, closed mid-answer
             failure = HttpFailure(CANNOT_CONNECT)
         else:
