@@ -55,13 +55,7 @@ class Proxy:
         except OSError:
             pass
         self._listener.close()
-        with self._lock:
-            for conn in self._conns:
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                conn.close()
+        self.drop_connections()
 
     def __enter__(self) -> Proxy:
         return self

@@ -137,6 +137,7 @@ class S3Storage:
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self._work_dir = work_dir
         self._client = None
+        self._urls: dict[str, tuple[str, float]] = {}  # rel -> (presigned read URL, when it was made)
 
     @property
     def client(self):
@@ -220,12 +221,11 @@ class S3Storage:
         """A presigned GET URL of ``rel``, made once and renewed when half its hour has passed."""
         now = time.monotonic()
         with _CLIENT_LOCK:
-            cache = self.__dict__.setdefault("_urls", {})
-            url, made = cache.get(rel, (None, 0.0))
+            url, made = self._urls.get(rel, (None, 0.0))
         if url is None or now - made > _SIGNED_S / 2:
             url = self.presigned(rel, _SIGNED_S)
             with _CLIENT_LOCK:
-                cache[rel] = (url, now)
+                self._urls[rel] = (url, now)
         return url
 
     def write_bytes(self, rel: str, data: bytes) -> None:
