@@ -11,8 +11,10 @@ __version__ = "0.1.0"
 
 @functools.cache
 def code_version() -> str:
-    """What a result was measured with: the version, and in a git checkout the commit (``+dirty`` when files
-    differ from it), e.g. ``0.1.0+g1a2b3c4d`` or ``0.1.0+g1a2b3c4d.dirty``; an installed wheel gives the version."""
+    """What a result was measured with: the version, and in a git checkout the last commit that changed the package
+    (``actnet/``: code, recipes; ``.dirty`` when its files differ from HEAD), e.g. ``0.1.0+g1a2b3c4d`` or
+    ``0.1.0+g1a2b3c4d.dirty``; an installed wheel gives the version. A commit of docs, tests or tools alone leaves it
+    as it was, so results measured before such a commit still name the code they were measured with."""
     import subprocess
     from pathlib import Path
 
@@ -21,7 +23,12 @@ def code_version() -> str:
         return __version__
     try:
         git = ["git", "-C", str(repo)]
-        commit = subprocess.run([*git, "rev-parse", "--short=8", "HEAD"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            [*git, "log", "-1", "--format=%h", "--abbrev=8", "HEAD", "--", "actnet"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         status = subprocess.run(
             [*git, "status", "--porcelain", "--untracked-files=no", "--", "actnet"],
             capture_output=True,
@@ -30,6 +37,6 @@ def code_version() -> str:
         )
     except (OSError, subprocess.TimeoutExpired):
         return __version__
-    if commit.returncode != 0:
+    if commit.returncode != 0 or not commit.stdout.strip():
         return __version__
     return f"{__version__}+g{commit.stdout.strip()}" + (".dirty" if status.stdout.strip() else "")
