@@ -36,16 +36,51 @@ def test_the_demo_reuses_only_what_the_same_options_made(tmp_path):
 
 
 def test_the_demo_default_is_the_recipe_and_a_setting_of_the_results():
-    import importlib.util
-    from pathlib import Path
-
     from actnet.demo import DEFAULT_METHODS, DEMO_EPOCHS, METHODS
     from actnet.recipes import resolve_run_config
 
     assert resolve_run_config("demo", [], {}).train.epochs == DEMO_EPOCHS
-    spec = importlib.util.spec_from_file_location("results", Path(__file__).parent.parent / "tools" / "results.py")
-    results = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(results)
+    results = _results_tool()
     assert results.SETTINGS["demo"]["epochs"] == DEMO_EPOCHS and results.SETTINGS["main"]["epochs"] == 16
     assert results.setting_methods("demo", tuple(METHODS)) == DEFAULT_METHODS  # the demo's own two methods
     assert results.setting_methods("main", ("fixmatch", "supervised")) == ("fixmatch", "supervised")
+
+
+def _results_tool():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("results", Path(__file__).parent.parent / "tools" / "results.py")
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    return results
+
+
+def test_the_active_labeling_table_calls_a_strategy_better_only_beyond_random_seeds():
+    results = _results_tool()
+
+    def top1(value):
+        return {"primary": value, "auxiliary": value, "ensemble": value}
+
+    per_seed = {  # seed -> strategy -> top-1: disagreement above random on every seed, least-confidence below
+        "0": {"random": 0.80, "least-confidence": 0.70, "disagreement": 0.90, "coverage": 0.82},
+        "1": {"random": 0.84, "least-confidence": 0.75, "disagreement": 0.88, "coverage": 0.78},
+    }
+    measured = {"from": "demo", "budget": 16, "seeds": {}}
+    for seed, got in per_seed.items():
+        strategies = {
+            s: {"top1": top1(v), "code": "0.1.0+gabc", "picked": 16, "start_wrong": 4, "classes": 6}
+            for s, v in got.items()
+        }
+        measured["seeds"][seed] = {"start": top1(0.7), "strategies": strategies}
+    text = "\n".join(results.active_markdown(measured))
+    assert "| 32 | disagreement | 89.0 / 90 88 |" in text and "| 16 | (start) | 70.0 / 70 70 |" in text
+    assert "- disagreement: primary +7.0 (beats random)" in text
+    assert "- least-confidence: primary -9.5 (is beaten by random)" in text
+    assert "- coverage: primary -2.0 (does not clearly beat random)" in text
+    assert "4.0 of 16 | 6.0 of 8 |" in text
+    assert "Not measured yet: `tools/results.py --active`" in results.markdown({"settings": {}, "machine": _machine()})
+
+
+def _machine():
+    return {"cores": 2, "host_cpu": "test"}

@@ -4,6 +4,7 @@
     .venv/bin/python tools/results.py --settings main         # one setting
     .venv/bin/python tools/results.py --settings small --seeds 0 --methods actnetformer,supervised
     .venv/bin/python tools/results.py --pseudo-labels       # pseudo-label precision from the main runs (minutes)
+    .venv/bin/python tools/results.py --active              # does `actnet suggest` save labels? (about 80 minutes)
 
 Each (setting, seed) runs `actnet demo --methods ...` in its own folder under --out: the same prepared data and
 the same labeled subset for every seed and method (the seed changes initialisation, sampling and augmentation),
@@ -17,12 +18,20 @@ per setting (top-1 per seed, mean, std, spread), the 95% interval the test set's
 method against supervised-only. A rerun at the same code reuses the demo's finished runs (its demo-state.json);
 ``--fresh`` forgets what results.json holds for the settings asked for before running them. After the main
 setting, the precision of ``actnet pseudo-label`` against the stored labels is measured on its actnetformer runs.
+
+``--active`` measures ``actnet suggest`` as a user would run it: from each seed's actnetformer run of the demo setting
+(16 labeled videos; run first at the current code if results.json does not hold it), every strategy picks
+``--budget`` more videos; ``actnet prepare --labeled-list`` makes each bigger labeled set in the same shards,
+``actnet train`` retrains with the same recipe, seed and steps, and ``actnet evaluate`` scores it on the test set.
+The stored labels of the picked videos are read only afterwards, to say how many the starting models got wrong
+and how many classes the picks cover.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +46,7 @@ from actnet.bench.common import machine_description  # noqa: E402
 from actnet.demo import DEFAULT_METHODS, DEMO_EPOCHS, METHODS  # noqa: E402
 from actnet.evaluate import wilson_interval  # noqa: E402
 from actnet.files import atomic_write  # noqa: E402
+from actnet.labeling import STRATEGIES  # noqa: E402
 
 RESULTS_MD = ROOT / "docs" / "results.md"
 ROLES = ("primary", "auxiliary", "ensemble")
@@ -230,6 +240,166 @@ def pseudo_label_markdown(measured: dict) -> list[str]:
     return lines
 
 
+ACTIVE_FROM = "demo"  # the setting whose actnetformer runs are the starting point
+ACTIVE_BUDGET = 16  # as many videos again as the 16 labeled ones
+
+
+def _actnet(*args: str) -> None:
+    subprocess.run([str(Path(sys.executable).parent / "actnet"), *args], check=True)
+
+
+def _measured_here(report: Path) -> bool:
+    return report.exists() and json.loads(report.read_text()).get("code") == code_version()
+
+
+def _top1(report: Path) -> dict:
+    data = json.loads(report.read_text())
+    return {r: data["models"][r]["top1"] for r in ROLES if r in data["models"]}
+
+
+def measure_active(out: Path, data: dict, seeds: list[int], budget: int, save) -> None:
+    """Each strategy of ``actnet suggest`` from each seed's actnetformer run of the demo setting: ``budget`` more
+    labeled videos, retrained with the same recipe, seed and steps, test top-1 (module docstring); into
+    ``data["active"]``, ``save()`` after each seed."""
+    opts = SETTINGS[ACTIVE_FROM]
+    start = out / ACTIVE_FROM
+    shards = start / "shards" / "synthetic" / "split1"
+    data["active"] = {"from": ACTIVE_FROM, "budget": budget, "seeds": {}}
+    found = data["active"]["seeds"]
+    for seed in seeds:
+        recorded = data["settings"].get(ACTIVE_FROM, {}).get(str(seed))
+        if not recorded or recorded["code"] != code_version():  # the starting run, at this code
+            recorded = run_setting_seed(out, ACTIVE_FROM, seed, DEFAULT_METHODS)
+            data["settings"].setdefault(ACTIVE_FROM, {})[str(seed)] = recorded
+            save()
+        base = start / "runs" / f"actnetformer-seed{seed}"
+        folder = out / "active" / f"seed{seed}"
+        lists = []
+        for strategy in STRATEGIES:
+            picks = folder / strategy
+            if not _measured_here(folder / "runs" / strategy / "eval-test-2x1.json"):
+                shutil.rmtree(picks, ignore_errors=True)
+                _actnet(
+                    "suggest",
+                    str(base),
+                    "--budget",
+                    str(budget),
+                    "--strategy",
+                    strategy,
+                    "--seed",
+                    str(seed),
+                    "--out",
+                    str(picks),
+                )
+            lists.append(folder / "lists" / f"active-s{seed}-{strategy}.txt")
+            lists[-1].parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(picks / "labeled-next.txt", lists[-1])
+        prep = ["prepare", "synthetic", "--out", str(start / "shards"), "--manifests", str(start / "manifests")]
+        prep += ["--short-side", "96", "--small-videos", "keep"]
+        prep += ["--videos-per-class", str(opts["videos_per_class"]), "--appearance", str(opts["appearance"])]
+        _actnet(*prep, *[x for path in lists for x in ("--labeled-list", str(path))])
+        labels = {}
+        for line in (shards / "manifests" / "train.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            labels[row["key"]] = row["label"]
+        classes = json.loads((shards / "train.info.json").read_text())["classes"]
+        found[str(seed)] = {"start": recorded["methods"]["actnetformer"], "strategies": {}}
+        for strategy, path in zip(STRATEGIES, lists):
+            run = folder / "runs" / strategy
+            report = run / "eval-test-2x1.json"
+            started = time.perf_counter()
+            if not _measured_here(report):
+                shutil.rmtree(run, ignore_errors=True)
+                _actnet(
+                    "train",
+                    "--recipe",
+                    "demo",
+                    "--data",
+                    str(shards),
+                    "--labeled",
+                    f"labeled-list-{path.stem}",
+                    "--out",
+                    str(run.parent),
+                    "--name",
+                    strategy,
+                    "--epochs",
+                    str(opts["epochs"]),
+                    "--seed",
+                    str(seed),
+                )
+                _actnet("evaluate", str(run))
+            rows = [json.loads(x) for x in (folder / strategy / "suggestions.jsonl").read_text().splitlines()]
+            truth = [classes[labels[r["key"]]] for r in rows]
+            found[str(seed)]["strategies"][strategy] = {
+                "top1": _top1(report),
+                "code": json.loads(report.read_text())["code"],
+                "picked": len(rows),
+                "start_wrong": sum(r["ensemble"]["class"] != t for r, t in zip(rows, truth)),
+                "classes": len(set(truth)),
+                "seconds": time.perf_counter() - started,
+            }
+        save()
+
+
+def active_markdown(measured: dict) -> list[str]:
+    seeds = sorted(measured["seeds"], key=int)
+    budget, opts = measured["budget"], SETTINGS[measured["from"]]
+    codes = sorted({v["code"] for s in seeds for v in measured["seeds"][s]["strategies"].values()})
+    lines = [
+        f"Does `actnet suggest` save labels? From each seed's actnetformer run of the `{measured['from']}` setting "
+        f"(`--labeled {opts['labeled']}`: 16 labeled videos), each strategy picks {budget} more unlabeled videos; "
+        "`actnet prepare --labeled-list` makes the bigger labeled set in the same shards, `actnet train` retrains "
+        f"from scratch with the same recipe, seed and steps ({opts['epochs']} epochs), `actnet evaluate` scores it on "
+        f"the same 96 test videos (2x1 views). Seeds {', '.join(seeds)}; measured at actnet {', '.join(codes)}; "
+        "`tools/results.py --active` regenerates it.",
+        "",
+        "Test top-1 (%), mean over seeds (each seed's figure after the slash: " + ", ".join(seeds) + "):",
+        "",
+        "| labeled videos | strategy | primary | auxiliary | ensemble | picks the start got wrong | classes picked |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def cells(values: list[dict]) -> list[str]:
+        out = []
+        for role in ROLES:
+            v = [100 * x[role] for x in values]
+            out.append(f"{statistics.mean(v):.1f} / " + " ".join(f"{x:.0f}" for x in v))
+        return out
+
+    start = [measured["seeds"][s]["start"] for s in seeds]
+    lines.append("| 16 | (start) | " + " | ".join(cells(start)) + " | - | - |")
+    means = {}
+    for strategy in STRATEGIES:
+        got = [measured["seeds"][s]["strategies"][strategy] for s in seeds]
+        means[strategy] = {r: [100 * g["top1"][r] for g in got] for r in ROLES}
+        wrong = statistics.mean(g["start_wrong"] for g in got)
+        classes = statistics.mean(g["classes"] for g in got)
+        lines.append(
+            f"| {16 + budget} | {strategy} | "
+            + " | ".join(cells([g["top1"] for g in got]))
+            + f" | {wrong:.1f} of {budget} | {classes:.1f} of 8 |"
+        )
+    lines += [
+        "",
+        "Against random, per model (mean gap; a strategy *beats* random only when every seed of it is above "
+        "random's best seed):",
+        "",
+    ]
+    for strategy in STRATEGIES:
+        if strategy == "random":
+            continue
+        said = []
+        for role in ROLES:
+            a, r = means[strategy][role], means["random"][role]
+            gap = statistics.mean(a) - statistics.mean(r)
+            verdict = "beats" if min(a) > max(r) and len(seeds) > 1 else "does not clearly beat"
+            if statistics.mean(a) < statistics.mean(r) and max(a) < min(r):
+                verdict = "is beaten by"
+            said.append(f"{role} {gap:+.1f} ({verdict} random)")
+        lines.append(f"- {strategy}: " + "; ".join(said) + ".")
+    return lines
+
+
 def markdown(data: dict) -> str:
     m = data.get("machine") or machine_description()
     out = [
@@ -268,13 +438,11 @@ def markdown(data: dict) -> str:
         out += pseudo_label_markdown(data["pseudo_labels"])
     else:
         out.append("Not measured yet: `tools/results.py --pseudo-labels` (after the main setting).")
-    out += [
-        "",
-        "## active labeling",
-        "",
-        "Not measured yet: whether `actnet suggest` saves labels (each strategy's videos added to the same labeled "
-        "subset, retrained with the same recipe, test top-1 over 3 seeds) is the next measurement to add here.",
-    ]
+    out += ["", "## active labeling", ""]
+    if data.get("active", {}).get("seeds"):
+        out += active_markdown(data["active"])
+    else:
+        out.append("Not measured yet: `tools/results.py --active`.")
     return "\n".join(out) + "\n"
 
 
@@ -289,6 +457,8 @@ def main() -> None:
     parser.add_argument(
         "--pseudo-labels", action="store_true", help="measure pseudo-label precision on the main runs (no training)"
     )
+    parser.add_argument("--active", action="store_true", help="measure `actnet suggest`'s strategies (retraining)")
+    parser.add_argument("--budget", type=int, default=ACTIVE_BUDGET, help="videos each strategy adds (--active)")
     args = parser.parse_args()
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -298,7 +468,7 @@ def main() -> None:
     data = json.loads(json_path.read_text()) if json_path.exists() else {}
     if "settings" not in data:  # the older layout (compare_seeds.py) held one section and no code versions
         data = {"settings": {}}
-    if not args.markdown_only and not args.pseudo_labels:
+    if not args.markdown_only and not args.pseudo_labels and not args.active:
         data["machine"] = machine_description()
         for setting in settings:
             if args.fresh:
@@ -308,9 +478,18 @@ def main() -> None:
                 data["settings"].setdefault(setting, {})[str(seed)] = found
                 atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
                 atomic_write(RESULTS_MD, markdown(data))
-    if args.pseudo_labels or (not args.markdown_only and "main" in settings and "actnetformer" in methods):
+    measures = not args.markdown_only and not args.active
+    if args.pseudo_labels or (measures and "main" in settings and "actnetformer" in methods):
         data["pseudo_labels"] = measure_pseudo_labels(args.out, "main", args.seeds)
         atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    if args.active:
+        data["machine"] = machine_description()
+
+        def save() -> None:
+            atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+            atomic_write(RESULTS_MD, markdown(data))
+
+        measure_active(args.out, data, args.seeds, args.budget, save)
     atomic_write(RESULTS_MD, markdown(data))
     print(RESULTS_MD.read_text())
 
