@@ -79,7 +79,9 @@ def test_the_active_labeling_table_calls_a_strategy_better_only_beyond_random_se
     assert "- least-confidence: primary -9.5 (is beaten by random)" in text
     assert "- coverage: primary -2.0 (does not clearly beat random)" in text
     assert "4.0 of 16 | 6.0 of 8 |" in text
-    assert "Not measured yet: `tools/results.py --active`" in results.markdown({"settings": {}, "machine": _machine()})
+    assert "Not measured yet: `tools/results.py --labeling`" in results.markdown(
+        {"settings": {}, "machine": _machine()}
+    )
 
 
 def _machine():

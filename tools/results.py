@@ -3,8 +3,8 @@
     .venv/bin/python tools/results.py                         # every setting x 3 seeds x every method (hours)
     .venv/bin/python tools/results.py --settings main         # one setting
     .venv/bin/python tools/results.py --settings small --seeds 0 --methods actnetformer,supervised
-    .venv/bin/python tools/results.py --pseudo-labels       # pseudo-label precision from the main runs (minutes)
-    .venv/bin/python tools/results.py --active              # does `actnet suggest` save labels? (about 80 minutes)
+    .venv/bin/python tools/results.py --labeling            # suggest's strategies and pseudo-label precision (~95 min)
+    .venv/bin/python tools/results.py --pseudo-labels       # pseudo-label precision alone, from the demo runs (minutes)
 
 Each (setting, seed) runs `actnet demo --methods ...` in its own folder under --out: the same prepared data and
 the same labeled subset for every seed and method (the seed changes initialisation, sampling and augmentation),
@@ -16,15 +16,16 @@ Every finished (setting, seed) is recorded in docs/results.json at once, with th
 interrupted regeneration keeps what it measured; docs/results.md is then rewritten whole from that file: one table
 per setting (top-1 per seed, mean, std, spread), the 95% interval the test set's size leaves open, and each
 method against supervised-only. A rerun at the same code reuses the demo's finished runs (its demo-state.json);
-``--fresh`` forgets what results.json holds for the settings asked for before running them. After the main
-setting, the precision of ``actnet pseudo-label`` against the stored labels is measured on its actnetformer runs.
+``--fresh`` forgets what results.json holds for the settings asked for before running them.
 
-``--active`` measures ``actnet suggest`` as a user would run it: from each seed's actnetformer run of the demo setting
-(16 labeled videos; run first at the current code if results.json does not hold it), every strategy picks
+``--labeling`` measures what comes after training, from each seed's actnetformer run of the demo setting (16 labeled
+videos; run first at the current code if results.json does not hold it). ``actnet suggest``, as a user would run
+it: every strategy picks
 ``--budget`` more videos; ``actnet prepare --labeled-list`` makes each bigger labeled set in the same shards,
 ``actnet train`` retrains with the same recipe, seed and steps, and ``actnet evaluate`` scores it on the test set.
 The stored labels of the picked videos are read only afterwards, to say how many the starting models got wrong
-and how many classes the picks cover.
+and how many classes the picks cover. ``actnet pseudo-label``: the precision of its pseudo-labels against the stored
+labels at several thresholds, on the same runs' unlabeled videos.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def pseudo_label_markdown(measured: dict) -> list[str]:
     return lines
 
 
-ACTIVE_FROM = "demo"  # the setting whose actnetformer runs are the starting point
+LABELING_FROM = "demo"  # the setting whose actnetformer runs suggest and pseudo-label start from
 ACTIVE_BUDGET = 16  # as many videos again as the 16 labeled ones
 
 
@@ -261,16 +262,16 @@ def measure_active(out: Path, data: dict, seeds: list[int], budget: int, save) -
     """Each strategy of ``actnet suggest`` from each seed's actnetformer run of the demo setting: ``budget`` more
     labeled videos, retrained with the same recipe, seed and steps, test top-1 (module docstring); into
     ``data["active"]``, ``save()`` after each seed."""
-    opts = SETTINGS[ACTIVE_FROM]
-    start = out / ACTIVE_FROM
+    opts = SETTINGS[LABELING_FROM]
+    start = out / LABELING_FROM
     shards = start / "shards" / "synthetic" / "split1"
-    data["active"] = {"from": ACTIVE_FROM, "budget": budget, "seeds": {}}
+    data["active"] = {"from": LABELING_FROM, "budget": budget, "seeds": {}}
     found = data["active"]["seeds"]
     for seed in seeds:
-        recorded = data["settings"].get(ACTIVE_FROM, {}).get(str(seed))
+        recorded = data["settings"].get(LABELING_FROM, {}).get(str(seed))
         if not recorded or recorded["code"] != code_version():  # the starting run, at this code
-            recorded = run_setting_seed(out, ACTIVE_FROM, seed, DEFAULT_METHODS)
-            data["settings"].setdefault(ACTIVE_FROM, {})[str(seed)] = recorded
+            recorded = run_setting_seed(out, LABELING_FROM, seed, DEFAULT_METHODS)
+            data["settings"].setdefault(LABELING_FROM, {})[str(seed)] = recorded
             save()
         base = start / "runs" / f"actnetformer-seed{seed}"
         folder = out / "active" / f"seed{seed}"
@@ -351,7 +352,7 @@ def active_markdown(measured: dict) -> list[str]:
         "`actnet prepare --labeled-list` makes the bigger labeled set in the same shards, `actnet train` retrains "
         f"from scratch with the same recipe, seed and steps ({opts['epochs']} epochs), `actnet evaluate` scores it on "
         f"the same 96 test videos (2x1 views). Seeds {', '.join(seeds)}; measured at actnet {', '.join(codes)}; "
-        "`tools/results.py --active` regenerates it.",
+        "`tools/results.py --labeling` regenerates it.",
         "",
         "Test top-1 (%), mean over seeds (each seed's figure after the slash: " + ", ".join(seeds) + "):",
         "",
@@ -437,12 +438,12 @@ def markdown(data: dict) -> str:
     if data.get("pseudo_labels"):
         out += pseudo_label_markdown(data["pseudo_labels"])
     else:
-        out.append("Not measured yet: `tools/results.py --pseudo-labels` (after the main setting).")
+        out.append("Not measured yet: `tools/results.py --labeling`.")
     out += ["", "## active labeling", ""]
     if data.get("active", {}).get("seeds"):
         out += active_markdown(data["active"])
     else:
-        out.append("Not measured yet: `tools/results.py --active`.")
+        out.append("Not measured yet: `tools/results.py --labeling`.")
     return "\n".join(out) + "\n"
 
 
@@ -455,10 +456,12 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="forget the recorded figures of these settings first")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite docs/results.md from results.json")
     parser.add_argument(
-        "--pseudo-labels", action="store_true", help="measure pseudo-label precision on the main runs (no training)"
+        "--pseudo-labels", action="store_true", help="measure pseudo-label precision on the demo runs (no training)"
     )
-    parser.add_argument("--active", action="store_true", help="measure `actnet suggest`'s strategies (retraining)")
-    parser.add_argument("--budget", type=int, default=ACTIVE_BUDGET, help="videos each strategy adds (--active)")
+    parser.add_argument(
+        "--labeling", action="store_true", help="measure suggest's strategies (retraining) and pseudo-label precision"
+    )
+    parser.add_argument("--budget", type=int, default=ACTIVE_BUDGET, help="videos each strategy adds (--labeling)")
     args = parser.parse_args()
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -468,28 +471,25 @@ def main() -> None:
     data = json.loads(json_path.read_text()) if json_path.exists() else {}
     if "settings" not in data:  # the older layout (compare_seeds.py) held one section and no code versions
         data = {"settings": {}}
-    if not args.markdown_only and not args.pseudo_labels and not args.active:
+
+    def save() -> None:
+        atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        atomic_write(RESULTS_MD, markdown(data))
+
+    if not args.markdown_only and not args.pseudo_labels and not args.labeling:
         data["machine"] = machine_description()
         for setting in settings:
             if args.fresh:
                 data["settings"].pop(setting, None)
             for seed in args.seeds:
-                found = run_setting_seed(args.out, setting, seed, methods)
-                data["settings"].setdefault(setting, {})[str(seed)] = found
-                atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-                atomic_write(RESULTS_MD, markdown(data))
-    measures = not args.markdown_only and not args.active
-    if args.pseudo_labels or (measures and "main" in settings and "actnetformer" in methods):
-        data["pseudo_labels"] = measure_pseudo_labels(args.out, "main", args.seeds)
-        atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-    if args.active:
+                data["settings"].setdefault(setting, {})[str(seed)] = run_setting_seed(args.out, setting, seed, methods)
+                save()
+    if args.labeling:
         data["machine"] = machine_description()
-
-        def save() -> None:
-            atomic_write(json_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-            atomic_write(RESULTS_MD, markdown(data))
-
         measure_active(args.out, data, args.seeds, args.budget, save)
+    if args.labeling or args.pseudo_labels:
+        data["pseudo_labels"] = measure_pseudo_labels(args.out, LABELING_FROM, args.seeds)
+        save()
     atomic_write(RESULTS_MD, markdown(data))
     print(RESULTS_MD.read_text())
 
