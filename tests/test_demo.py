@@ -69,7 +69,7 @@ def test_the_active_labeling_table_calls_a_strategy_better_only_beyond_random_se
     measured = {"from": "demo", "budget": 16, "seeds": {}}
     for seed, got in per_seed.items():
         strategies = {
-            s: {"top1": top1(v), "code": "0.1.0+gabc", "picked": 16, "start_wrong": 4, "classes": 6}
+            s: {"top1": top1(v), "code": "0.1.0+gabc", "picked": 16, "start_wrong": 4, "classes": 6, "seconds": 300}
             for s, v in got.items()
         }
         measured["seeds"][seed] = {"start": top1(0.7), "strategies": strategies}
@@ -78,7 +78,7 @@ def test_the_active_labeling_table_calls_a_strategy_better_only_beyond_random_se
     assert "- disagreement: primary +7.0 (beats random)" in text
     assert "- least-confidence: primary -9.5 (is beaten by random)" in text
     assert "- coverage: primary -2.0 (does not clearly beat random)" in text
-    assert "4.0 of 16 | 6.0 of 8 |" in text
+    assert "4.0 of 16 | 6.0 of 8 |" in text and "Wall minutes per retraining (train and evaluate): 5.0" in text
     assert "Not measured yet: `tools/results.py --labeling`" in results.markdown(
         {"settings": {}, "machine": _machine()}
     )

@@ -398,6 +398,12 @@ def active_markdown(measured: dict) -> list[str]:
                 verdict = "is beaten by"
             said.append(f"{role} {gap:+.1f} ({verdict} random)")
         lines.append(f"- {strategy}: " + "; ".join(said) + ".")
+    seconds = [v["seconds"] for s in seeds for v in measured["seeds"][s]["strategies"].values()]
+    lines += [
+        "",
+        f"Wall minutes per retraining (train and evaluate): {statistics.mean(seconds) / 60:.1f} on "
+        "average (a rerun at the same code reuses finished runs: then near 0).",
+    ]
     return lines
 
 
