@@ -309,26 +309,16 @@ def measure_active(out: Path, data: dict, seeds: list[int], budget: int, save) -
             run = folder / "runs" / strategy
             report = run / "eval-test-2x1.json"
             started = time.perf_counter()
+            trained = {"code": code_version(), "labeled": path.read_text().split()}
+            marker = run / "trained.json"  # written once training finished: what made last.pt
             if not _measured_here(report):
-                shutil.rmtree(run, ignore_errors=True)
-                _actnet(
-                    "train",
-                    "--recipe",
-                    "demo",
-                    "--data",
-                    str(shards),
-                    "--labeled",
-                    f"labeled-list-{path.stem}",
-                    "--out",
-                    str(run.parent),
-                    "--name",
-                    strategy,
-                    "--epochs",
-                    str(opts["epochs"]),
-                    "--seed",
-                    str(seed),
-                )
-                _actnet("evaluate", str(run))
+                if not marker.exists() or json.loads(marker.read_text()) != trained:
+                    shutil.rmtree(run, ignore_errors=True)
+                    train = ["train", "--recipe", "demo", "--data", str(shards), "--out", str(run.parent)]
+                    train += ["--labeled", f"labeled-list-{path.stem}", "--name", strategy]
+                    _actnet(*train, "--epochs", str(opts["epochs"]), "--seed", str(seed))
+                    atomic_write(marker, json.dumps(trained) + "\n")
+                _actnet("evaluate", str(run), "--clips", "2", "--crops", "1")  # the demo's views
             rows = [json.loads(x) for x in (folder / strategy / "suggestions.jsonl").read_text().splitlines()]
             truth = [classes[labels[r["key"]]] for r in rows]
             found[str(seed)]["strategies"][strategy] = {
