@@ -25,7 +25,8 @@ it: every strategy picks
 ``actnet train`` retrains with the same recipe, seed and steps, and ``actnet evaluate`` scores it on the test set.
 The stored labels of the picked videos are read only afterwards, to say how many the starting models got wrong
 and how many classes the picks cover. ``actnet pseudo-label``: the precision of its pseudo-labels against the stored
-labels at several thresholds, on the same runs' unlabeled videos.
+labels at several thresholds, on the same runs' unlabeled videos. Last, the README's pictures of suggest,
+pseudo-label and predict --timeline (docs/images) are drawn again from the first seed's run.
 """
 
 from __future__ import annotations
@@ -332,6 +333,52 @@ def measure_active(out: Path, data: dict, seeds: list[int], budget: int, save) -
         save()
 
 
+IMAGES = ROOT / "docs" / "images"
+
+
+def _top_rows(sheet: Path, rows: int, keep: int, to: Path) -> None:
+    """The first ``keep`` of a contact sheet's ``rows`` (equal heights), as a JPEG small enough for the README."""
+    from PIL import Image
+
+    with Image.open(sheet) as image:
+        height = image.height // rows
+        image.convert("RGB").crop((0, 0, image.width, height * min(keep, rows))).save(to, quality=85)
+
+
+def make_pictures(out: Path, seed: int = 0) -> list[Path]:
+    """The README's pictures of what comes after training, from seed ``seed``'s actnetformer run of the demo setting
+    at the current code: suggest's sheet (disagreement), pseudo-label's sheet (0.8, models agree) and a timeline of
+    a video made by concatenating 3 test videos of each of 4 classes (true boundaries every 5.76 s)."""
+    from actnet.config import SyntheticConfig
+    from actnet.data.synthetic import synthetic_root
+
+    opts = SETTINGS[LABELING_FROM]
+    base = out / LABELING_FROM / "runs" / f"actnetformer-seed{seed}"
+    made = out / "labeling" / "pictures"
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    picks = out / "active" / f"seed{seed}" / "disagreement"
+    rows = len((picks / "next.txt").read_text().split())
+    _top_rows(picks / "suggestions.png", min(rows, 24), 6, IMAGES / "suggest-disagreement.jpg")
+    _actnet("pseudo-label", str(base), "--threshold", "0.8", "--agree", "--out", str(made / "pseudo-labels"))
+    accepted = len((made / "pseudo-labels" / "accepted.txt").read_text().split())
+    _top_rows(made / "pseudo-labels" / "pseudo-labels.png", min(accepted, 16), 6, IMAGES / "pseudo-labels.jpg")
+    cfg = SyntheticConfig(appearance=opts["appearance"], videos_per_class=opts["videos_per_class"])
+    root = synthetic_root(cfg, None)
+    manifest = out / LABELING_FROM / "shards" / "synthetic" / "split1" / "manifests" / "test.jsonl"
+    tests = [json.loads(line) for line in manifest.read_text().splitlines()]
+    listing = made / "long.txt"
+    chosen = []
+    for name in ("move_left", "grow", "rotate_cw", "move_up"):
+        chosen += [r for r in tests if r["class_name"] == name][:3]
+    listing.write_text("".join(f"file '{root / r['path']}'\n" for r in chosen))
+    video = made / "long.mp4"
+    concat = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+    subprocess.run([*concat, "-c", "copy", str(video)], check=True)
+    _actnet("predict", str(base), str(video), "--timeline", str(made / "timeline"))
+    shutil.copy(made / "timeline" / "long.mp4.timeline.png", IMAGES / "timeline.png")
+    return [IMAGES / "suggest-disagreement.jpg", IMAGES / "pseudo-labels.jpg", IMAGES / "timeline.png"]
+
+
 def active_markdown(measured: dict) -> list[str]:
     seeds = sorted(measured["seeds"], key=int)
     budget, opts = measured["budget"], SETTINGS[measured["from"]]
@@ -486,6 +533,9 @@ def main() -> None:
     if args.labeling or args.pseudo_labels:
         data["pseudo_labels"] = measure_pseudo_labels(args.out, LABELING_FROM, args.seeds)
         save()
+    if args.labeling:
+        for picture in make_pictures(args.out, args.seeds[0]):
+            print(f"picture: {picture}")
     atomic_write(RESULTS_MD, markdown(data))
     print(RESULTS_MD.read_text())
 
