@@ -417,6 +417,13 @@ def active_markdown(measured: dict) -> list[str]:
             + " | ".join(cells([g["top1"] for g in got]))
             + f" | {wrong:.1f} of {budget} | {classes:.1f} of 8 |"
         )
+    lines += ["", "Against the start (16 labeled videos), paired by seed (mean gap; each seed's in brackets):", ""]
+    for strategy in STRATEGIES:
+        said = []
+        for role in ROLES:
+            gaps = [a - 100 * x[role] for a, x in zip(means[strategy][role], start)]
+            said.append(f"{role} {statistics.mean(gaps):+.1f} (" + " ".join(f"{g:+.0f}" for g in gaps) + ")")
+        lines.append(f"- {strategy}: " + "; ".join(said) + ".")
     lines += [
         "",
         "Against random, per model (mean gap; a strategy *beats* random only when every seed of it is above "
