@@ -451,6 +451,21 @@ def active_markdown(measured: dict) -> list[str]:
     return lines
 
 
+def stale_sections(data: dict) -> list[str]:
+    """The sections of results.json measured at code other than the current."""
+    now, stale = code_version(), []
+    for setting, runs in data.get("settings", {}).items():
+        if setting in SETTINGS and any(r["code"] != now for r in runs.values()):
+            stale.append(setting)
+    labels = data.get("pseudo_labels", {}).get("seeds", {}).values()
+    if any(v["trained_at"] != now or v["scored_at"] != now for v in labels):
+        stale.append("pseudo-labels")
+    active = data.get("active", {}).get("seeds", {}).values()
+    if any(x["code"] != now for v in active for x in v["strategies"].values()):
+        stale.append("active labeling")
+    return stale
+
+
 def markdown(data: dict) -> str:
     m = data.get("machine") or machine_description()
     out = [
@@ -467,6 +482,10 @@ def markdown(data: dict) -> str:
         "their rows are each model trained alone.",
         "",
         f"Machine: {m['cores']} cores, {m['host_cpu']}.",
+        "",
+        f"Code: this file was written at actnet {code_version()} (the last commit that changed the package). Each "
+        "section names the code it was measured at; one measured at another is from older code, until "
+        "`tools/results.py` runs it again: " + (", ".join(stale_sections(data)) or "none is") + ".",
     ]
     out += [
         "",
