@@ -79,7 +79,7 @@ def test_the_active_labeling_table_calls_a_strategy_better_only_beyond_random_se
     assert "- least-confidence: primary -9.5 (is beaten by random)" in text
     assert "- coverage: primary -2.0 (does not clearly beat random)" in text
     assert "- disagreement: primary +19.0 (+20 +18);" in text  # against the start's 70, seed by seed
-    assert "4.0 of 16 | 6.0 of 8 |" in text and "Wall minutes per retraining (train and evaluate): 5.0" in text
+    assert "4.0 of 16 | 6.0 of 8 |" in text and "Wall minutes per retraining: 5.0 on average" in text
     assert "Not measured yet: `tools/results.py --labeling`" in results.markdown(
         {"settings": {}, "machine": _machine()}
     )
