@@ -73,7 +73,7 @@ def test_the_active_labeling_table_calls_a_strategy_better_only_beyond_random_se
             for s, v in got.items()
         }
         measured["seeds"][seed] = {"start": top1(0.7), "strategies": strategies}
-    text = "\n".join(results.active_markdown(measured))
+    text = "\n".join(results.active_markdown(measured, results.SETTINGS["demo"]))
     assert "| 32 | disagreement | 89.0 / 90 88 |" in text and "| 16 | (start) | 70.0 / 70 70 |" in text
     assert "- disagreement: primary +7.0 (beats random)" in text
     assert "- least-confidence: primary -9.5 (is beaten by random)" in text
