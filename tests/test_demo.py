@@ -87,3 +87,25 @@ def test_the_active_labeling_table_calls_a_strategy_better_only_beyond_random_se
 
 def _machine():
     return {"cores": 2, "host_cpu": "test"}
+
+
+def test_the_ablation_table_calls_a_method_better_or_worse_only_beyond_seeds_and_test_noise():
+    results = _results_tool()
+
+    def seed(**top1):  # method -> top-1 on every model
+        methods = {m: {"primary": v, "auxiliary": v, "ensemble": v} for m, v in top1.items()}
+        return {"methods": methods, "videos": 48, "views": "1x1", "code": "0.1.0+gabc", "seconds": 600}
+
+    runs = {
+        "0": seed(supervised=0.70, fixmatch=0.50, **{"cross-pl": 0.72}, actnetformer=0.90),
+        "1": seed(supervised=0.72, fixmatch=0.52, **{"cross-pl": 0.80}, actnetformer=0.92),
+    }
+    text = "\n".join(results.table("small", runs))
+    assert "- actnetformer, primary: beats supervised-only (mean gap +20.0" in text
+    assert "- fixmatch, primary: is beaten by supervised-only (mean gap -20.0" in text
+    assert "- cross-pl, primary: does not clearly beat supervised-only (mean gap +5.0" in text
+    assert "Best mean on the primary: actnetformer (91.0), every seed above the runner-up cross-pl's" in text
+
+    one = "\n".join(results.table("small", {"0": runs["0"]}))  # one seed: no verdict either way
+    assert "- fixmatch, primary: does not clearly beat" in one and "beats supervised" not in one
+    assert "Best mean on the primary: actnetformer (90.0), one seed, so not yet comparable" in one
