@@ -109,3 +109,18 @@ def test_the_ablation_table_calls_a_method_better_or_worse_only_beyond_seeds_and
     one = "\n".join(results.table("small", {"0": runs["0"]}))  # one seed: no verdict either way
     assert "- fixmatch, primary: does not clearly beat" in one and "beats supervised" not in one
     assert "Best mean on the primary: actnetformer (90.0), one seed, so not yet comparable" in one
+
+
+def test_a_seed_whose_runs_were_reused_keeps_the_wall_time_of_its_training():
+    results = _results_tool()
+    top1 = {"actnetformer": {"primary": 0.9}}
+    recorded = {"code": "0.1.0+gabc", "methods": top1, "seconds": 2000.0}
+
+    def found(reused, code="0.1.0+gabc", methods=top1):
+        return {"code": code, "methods": methods, "seconds": 20.0, "reused": reused}
+
+    assert results.keep_wall_time(found(True), recorded) == {"code": "0.1.0+gabc", "methods": top1, "seconds": 2000.0}
+    assert results.keep_wall_time(found(False), recorded)["seconds"] == 20.0  # trained again: its own time
+    assert results.keep_wall_time(found(True, code="0.1.0+gdef"), recorded)["seconds"] == 20.0
+    assert results.keep_wall_time(found(True, methods={"supervised": {"primary": 0.8}}), recorded)["seconds"] == 20.0
+    assert results.keep_wall_time(found(True), None) == {"code": "0.1.0+gabc", "methods": top1, "seconds": 20.0}
