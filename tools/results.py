@@ -100,7 +100,8 @@ def setting_methods(setting: str, methods: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in methods if m in SETTINGS[setting].get("methods", methods))
 
 
-def run_setting_seed(out: Path, setting: str, seed: int, methods: tuple[str, ...]) -> dict:
+def run_setting_seed(out: Path, setting: str, seed: int, methods: tuple[str, ...], recorded: dict | None) -> dict:
+    """Run (or reuse) one seed of a setting through `actnet demo`; ``recorded`` is what results.json holds for it."""
     opts = SETTINGS[setting]
     folder = out / setting
     methods = setting_methods(setting, methods)
@@ -119,7 +120,7 @@ def run_setting_seed(out: Path, setting: str, seed: int, methods: tuple[str, ...
         found["videos"], found["views"] = data["videos"], data["views"]
         if data.get("code") and data["code"] != found["code"]:
             raise SystemExit(f"{report}: measured at {data['code']}, not at {found['code']}")
-    return found
+    return keep_wall_time(found, recorded)
 
 
 def table(setting: str, runs: dict[str, dict]) -> list[str]:
@@ -191,10 +192,10 @@ def table(setting: str, runs: dict[str, dict]) -> list[str]:
             a, s = values[method, role], values["supervised", role]
             gap, margin = statistics.mean(a) - statistics.mean(s), min(a) - max(s)
             size = "beyond" if abs(gap) > half else "within"
-            verdict = "does not clearly beat"
-            if size == "beyond" and len(seeds) > 1 and margin > 0:
+            verdict, decided = "does not clearly beat", size == "beyond" and len(seeds) > 1
+            if decided and margin > 0:
                 verdict = "beats"
-            elif size == "beyond" and len(seeds) > 1 and max(a) < min(s):
+            elif decided and max(a) < min(s):
                 verdict = "is beaten by"
             lines.append(
                 f"- {method}, {role}: {verdict} supervised-only (mean gap {gap:+.1f} points, {size} one test set's "
@@ -323,10 +324,8 @@ def main() -> None:
             if args.fresh:
                 data["settings"].pop(setting, None)
             for seed in args.seeds:
-                found = run_setting_seed(args.out, setting, seed, methods)
-                data["settings"].setdefault(setting, {})[str(seed)] = keep_wall_time(
-                    found, data["settings"][setting].get(str(seed))
-                )
+                runs = data["settings"].setdefault(setting, {})
+                runs[str(seed)] = run_setting_seed(args.out, setting, seed, methods, runs.get(str(seed)))
                 save()
     if args.labeling:
         data["machine"] = machine_description()
@@ -334,7 +333,7 @@ def main() -> None:
         def starting(seed: int) -> dict:  # the demo setting's runs of this seed, at this code
             recorded = data["settings"].get(LABELING_FROM, {}).get(str(seed))
             if not recorded or recorded["code"] != code_version():
-                recorded = keep_wall_time(run_setting_seed(args.out, LABELING_FROM, seed, DEFAULT_METHODS), recorded)
+                recorded = run_setting_seed(args.out, LABELING_FROM, seed, DEFAULT_METHODS, recorded)
                 data["settings"].setdefault(LABELING_FROM, {})[str(seed)] = recorded
                 save()
             return recorded
