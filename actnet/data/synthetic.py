@@ -5,7 +5,7 @@ distractor blobs wandering around, global flicker and sensor noise. The class is
 
     move_left, move_right, move_up, move_down   translation in one direction (speed varies per video)
     rotate_cw, rotate_ccw                       rotation, slow enough not to alias at strides up to 8
-    grow, shrink                                scale change (the size ranges of both classes overlap)
+    grow, shrink                                scale change (each the other played backwards)
 
 Position, orientation and size are random, so no single frame tells the class; the background also moves,
 so a model must separate the object's motion from the camera's. How far the object moves within a clip
@@ -46,6 +46,16 @@ CLASS_COLOURS = np.array(
 )
 
 
+# Version of what ``render`` draws: part of every cache folder's name, so a change of the catalogue never reuses
+# videos rendered by an older one. 2: rotation and scale change as fast as the translations move (version 1 turned
+# 1.5-3 degrees and grew 1.6-2x per video, edges moving a few pixels per clip at 64 px: the tiny models learned the
+# translations and nothing else, README "Motion").
+RENDER_VERSION = 2
+ROTATION_DEG_PER_FRAME = (4.0, 7.0)  # at stride 8 at most 56 degrees between sampled frames: no aliasing
+SMALL_SIZE = (0.12, 0.16)  # grow starts (shrink ends) at this fraction of the short side ...
+SCALE_FACTOR = (2.4, 3.0)  # ... and ends (starts) this many times larger
+
+
 def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
     """Random colour blobs at scale ``cell`` plus fine grain, values in [0, 1], shape (H, W, 3)."""
     coarse = rng.random((height // cell + 2, width // cell + 2, 3))
@@ -69,7 +79,7 @@ def render(
     ``clutter`` scales everything that is not the object (background drift and contrast, distractors,
     flicker, noise): 1 is the full set, 0 a still, plain background. ``appearance`` blends a colour fixed per
     class into the object's texture: 0 leaves motion as the only cue, 1 makes a single frame enough. The
-    random draws do not depend on either, so the defaults render exactly what they always did.
+    random draws do not depend on either: changing them changes how a video looks, never where its object goes.
     """
     name = CLASS_NAMES[class_index]
     size_ref = min(width, height)
@@ -112,12 +122,12 @@ def render(
     else:
         velocity = drift
         if name.startswith("rotate_"):
-            omega = np.deg2rad(rng.uniform(1.5, 3.0)) * (1 if name == "rotate_cw" else -1)
+            omega = np.deg2rad(rng.uniform(*ROTATION_DEG_PER_FRAME)) * (1 if name == "rotate_cw" else -1)
             angle = angle + omega * t
-        else:  # grow / shrink: overlapping size ranges so a single frame does not tell
-            factor = rng.uniform(1.6, 2.0)
-            start = rng.uniform(0.16, 0.24) * size_ref if name == "grow" else rng.uniform(0.28, 0.38) * size_ref
-            end = start * factor if name == "grow" else start / factor
+        else:  # grow / shrink: one is the other played backwards, so a frame's size does not tell them apart
+            small = rng.uniform(*SMALL_SIZE) * size_ref
+            big = small * rng.uniform(*SCALE_FACTOR)
+            start, end = (small, big) if name == "grow" else (big, small)
             scale = start + (end - start) * t / max(1, frames - 1)
     half = scale.max() * 0.75
     path = np.outer(t, velocity)
@@ -190,7 +200,8 @@ def check(cfg) -> None:
 def synthetic_root(cfg, cache_dir: str | Path | None = None) -> Path:
     """Where the source videos of this configuration live (a folder per configuration, reused across runs)."""
     check(cfg)
-    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    text = json.dumps({"render": RENDER_VERSION, **asdict(cfg)}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     base = Path(cache_dir or Path.home() / ".cache" / "actnet").expanduser()
     return base / f"synthetic-{digest}"
 
