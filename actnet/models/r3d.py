@@ -1,10 +1,10 @@
 """3D ResNets with SlowOnly-style temporal inflation (Feichtenhofer et al., SlowFast, 2019).
 
 Every convolution is 2D-shaped (temporal kernel 1) except the first convolution of each block in res4 and
-res5, which has temporal kernel 3; the stem is 1x7x7 and nothing strides in time, so T frames in give T
-feature maps out. That is the 3D-ResNet-50 of the ActNetFormer table: 31.84 M parameters at 101 classes
-(Hara et al.'s all-3x3x3 variant has 46.4 M). Module names follow torchvision's ResNet (``conv1``, ``bn1``,
-``layer1.0.conv2``, ``fc``...), so a 2D ImageNet checkpoint inflates into it name for name
+res5, which has temporal kernel 3; the stem is 1x7x7 (``stem_frames`` widens it in time) and nothing strides
+in time, so T frames in give T feature maps out. That is the 3D-ResNet-50 of the ActNetFormer table: 31.84 M
+parameters at 101 classes (Hara et al.'s all-3x3x3 variant has 46.4 M). Module names follow torchvision's ResNet
+(``conv1``, ``bn1``, ``layer1.0.conv2``, ``fc``...), so a 2D ImageNet checkpoint inflates into it name for name
 (``actnet.models.pretrained``).
 
 Input ``(B, 3, T, H, W)``; ``forward_features`` pools to ``(B, num_features)``; ``forward_head`` is dropout
@@ -83,10 +83,14 @@ class ResNet3d(nn.Module):
         temporal_stages: tuple[bool, ...] = (False, False, True, True),
         drop_rate: float = 0.0,
         zero_init_residual: bool = True,
+        stem_frames: int = 1,
     ):
         super().__init__()
         block_cls = BLOCKS[block]
-        self.conv1 = nn.Conv3d(3, width, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
+        if stem_frames < 1 or stem_frames % 2 == 0:
+            raise ValueError(f"stem_frames must be odd and positive, not {stem_frames}")
+        kt = stem_frames  # 1: SlowOnly's 1x7x7 stem; 3 or 5: the stem sees motion at full resolution (I3D: 7)
+        self.conv1 = nn.Conv3d(3, width, (kt, 7, 7), stride=(1, 2, 2), padding=(kt // 2, 3, 3), bias=False)
         self.bn1 = nn.BatchNorm3d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
