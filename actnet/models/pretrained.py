@@ -6,8 +6,9 @@ Nothing downloads: every function takes a path. Reports name every key that did 
   :class:`~actnet.models.timesformer.TimeSformer`. Patch embedding, class token, blocks (norm1, attn, norm2,
   mlp) and the final norm load directly; the position embedding is resampled to the model's grid; each
   temporal attention starts as a copy of its block's spatial attention, and ``temporal_fc`` stays at zero,
-  so the loaded model computes what the 2D ViT computes on every frame. The head loads only when the class
-  counts agree.
+  so the loaded model computes what the 2D ViT computes on every frame. (A hybrid's convolutional stem,
+  ``conv_stem``, has no 2D ViT counterpart: it is reported missing and starts from its own init.) The head
+  loads only when the class counts agree.
 - ``inflate_resnet_2d``: a torchvision/timm ResNet checkpoint (``conv1``, ``layer1.0.conv1`` ...) into a
   :class:`~actnet.models.r3d.ResNet3d`: each 2D kernel is repeated over the temporal kernel and divided by
   its length (I3D inflation), so a clip of identical frames gives the 2D network's features.

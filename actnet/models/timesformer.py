@@ -55,6 +55,30 @@ class DividedBlock(nn.Module):
         return cls, x
 
 
+class ConvStem(nn.Module):
+    """A hybrid ViT's stem (the ViT paper's ResNet + ViT; Xiao et al. 2021, "Early convolutions help transformers
+    see better"), in 3-D: a ``frames`` x 7 x 7 convolution at stride 2 with batch norm and ReLU, a 3 x 3 max-pool at
+    stride 2 (the ResNet stem), then a linear ``patch/4`` x ``patch/4`` patchify to ``embed_dim``. Its tokens hold
+    rectified local motion, which the tiny ViT could not learn from linear patches at 64 px (tools/motion_ladder.py).
+    """
+
+    def __init__(self, patch_size: int, embed_dim: int, width: int, frames: int = 5):
+        super().__init__()
+        if patch_size % 4 or frames < 1 or frames % 2 == 0:
+            raise ValueError(f"a conv stem needs a patch size divisible by 4 and odd frames: {patch_size}, {frames}")
+        self.conv = nn.Conv3d(3, width, (frames, 7, 7), stride=(1, 2, 2), padding=(frames // 2, 3, 3), bias=False)
+        self.bn = nn.BatchNorm3d(width)
+        self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        k = patch_size // 4
+        self.proj = nn.Conv3d(width, embed_dim, (1, k, k), stride=(1, k, k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B*T, N, D), like PatchEmbed on the frames."""
+        y = self.proj(self.pool(F.relu(self.bn(self.conv(x)))))  # (B, D, T, h, w)
+        b, d, t = y.shape[:3]
+        return y.flatten(3).permute(0, 2, 3, 1).reshape(b * t, -1, d)
+
+
 class TimeSformer(nn.Module):
     def __init__(
         self,
@@ -68,13 +92,23 @@ class TimeSformer(nn.Module):
         mlp_ratio: float = 4.0,
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
+        conv_stem: int = 0,
+        global_pool: str = "token",
     ):
         super().__init__()
         self.patch_size, self.img_size, self.num_frames = patch_size, img_size, num_frames
-        self.patch_embed = PatchEmbed(img_size, patch_size, 3, embed_dim, strict_img_size=False)
-        self.grid = self.patch_embed.grid_size
+        self.grid = (img_size // patch_size, img_size // patch_size)
+        self.conv_stem = conv_stem  # channels of a 3-D convolutional stem; 0: TimeSformer's linear 2-D patches
+        if global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', not {global_pool!r}")
+        self.global_pool = global_pool  # token: the class token (TimeSformer); avg: the mean of every patch token
+        if conv_stem:
+            self.patch_embed = ConvStem(patch_size, embed_dim, conv_stem)
+        else:
+            self.patch_embed = PatchEmbed(img_size, patch_size, 3, embed_dim, strict_img_size=False)
+        num_patches = self.grid[0] * self.grid[1]
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.patch_embed.num_patches, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_patches, embed_dim))
         self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
         rates = [drop_path_rate * i / max(1, depth - 1) for i in range(depth)]  # stochastic depth, linear
@@ -113,7 +147,10 @@ class TimeSformer(nn.Module):
         b, c, t, h, w = x.shape
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"frame size {h}x{w} is not a multiple of the patch size {self.patch_size}")
-        patches = self.patch_embed(x.transpose(1, 2).reshape(b * t, c, h, w))  # (B*T, N, D)
+        if self.conv_stem:
+            patches = self.patch_embed(x)
+        else:
+            patches = self.patch_embed(x.transpose(1, 2).reshape(b * t, c, h, w))  # (B*T, N, D)
         pos = self._pos_embed(h, w)
         n, d = patches.shape[1], patches.shape[2]
         x = (patches + pos[:, 1:]).view(b, t, n, d) + self._time_embed(t)[:, :, None, :]
@@ -121,6 +158,8 @@ class TimeSformer(nn.Module):
         x, cls = self.pos_drop(x), self.pos_drop(cls)
         for block in self.blocks:
             cls, x = block(cls, x)
+        if self.global_pool == "avg":
+            return self.norm(x.mean(dim=(1, 2)))
         return self.norm(cls)[:, 0]
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
