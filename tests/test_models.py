@@ -7,6 +7,7 @@ from timm.models.vision_transformer import VisionTransformer
 from actnet.errors import ActnetError
 from actnet.models import PRESETS, ProjectionHead, create_model
 from actnet.models.pretrained import inflate_resnet_2d, load_pretrained, load_vit_2d
+from actnet.models.timesformer import TimeSformer
 
 
 def count(model) -> int:
@@ -55,6 +56,11 @@ def test_every_parameter_gets_a_gradient(name):
     assert [n for n, p in params if p.grad is None or not p.grad.abs().sum() > 0] == []
 
 
+def plain_tiny(num_classes=5, img_size=64) -> TimeSformer:
+    """timesformer_tiny's body with TimeSformer's own linear patches (the preset has a convolutional stem)."""
+    return TimeSformer(num_classes, img_size=img_size, num_frames=8, patch_size=8, embed_dim=64, depth=4, num_heads=4)
+
+
 def tiny_vit_2d(num_classes=5, img_size=64) -> VisionTransformer:
     return VisionTransformer(
         img_size=img_size, patch_size=8, embed_dim=64, depth=4, num_heads=4, num_classes=num_classes
@@ -67,7 +73,7 @@ def test_fresh_transformer_is_the_per_frame_vit_and_2d_weights_load(tmp_path):
     vit = tiny_vit_2d()
     path = tmp_path / "vit.pth"
     torch.save({"model": vit.state_dict()}, path)
-    model = create_model("timesformer_tiny", 5).eval()
+    model = plain_tiny().eval()
     report = load_pretrained(model, path)
     assert not report.missing and not report.mismatched and not report.unexpected
     frame = torch.randn(2, 3, 64, 64)
@@ -96,8 +102,9 @@ def test_divided_attention_mixes_time_per_position_then_space():
         _, out_bumped = block(cls, bumped)
         moved = (out_bumped - out).abs().sum(-1)[0]
         assert (moved > 1e-6).all()  # after spatial attention it reaches every token of every frame
-    # attention over time is order-blind; the temporal position embedding is what makes frame order matter
-    model = create_model("timesformer_tiny", 5).eval()
+    # attention over time is order-blind; with 2-D patches the temporal position embedding (zero at init) is all
+    # that makes frame order matter
+    model = plain_tiny().eval()
     for b in model.blocks:
         torch.nn.init.normal_(b.temporal_fc.weight, std=0.2)
     clip = torch.randn(1, 3, 8, 64, 64)
@@ -105,6 +112,24 @@ def test_divided_attention_mixes_time_per_position_then_space():
         assert torch.allclose(model(clip), model(clip.flip(2)), atol=1e-5)
         torch.nn.init.normal_(model.time_embed, std=0.5)
         assert not torch.allclose(model(clip), model(clip.flip(2)), atol=1e-4)
+        # the tiny preset's convolutional stem sees neighbouring frames: order matters from the first step
+        tiny = create_model("timesformer_tiny", 5).eval()
+        assert tiny.conv_stem and tiny.patch_embed.conv.weight.shape[2] == 5
+        assert not torch.allclose(tiny(clip), tiny(clip.flip(2)), atol=1e-4)
+
+
+def test_the_tiny_3d_resnet_sees_frame_order_from_its_stem():
+    torch.manual_seed(0)
+    model = create_model("r3d_tiny", 5).eval()
+    assert model.conv1.weight.shape[2] == 5  # 5x7x7
+    clip = torch.randn(1, 3, 8, 64, 64)
+    with torch.no_grad():  # zero-initialised residual branches: the stem is what sees order at first
+        stem = model.bn1(model.conv1(clip))
+        assert not torch.allclose(stem, model.bn1(model.conv1(clip.flip(2))).flip(2), atol=1e-4)
+    with pytest.raises(ValueError, match="stem_frames must be odd"):
+        from actnet.models.r3d import ResNet3d
+
+        ResNet3d("basic", (1, 1, 1, 1), 5, 16, stem_frames=2)
 
 
 def test_vit_weights_resize_to_another_grid_and_foreign_heads_are_reported(tmp_path):
@@ -113,10 +138,12 @@ def test_vit_weights_resize_to_another_grid_and_foreign_heads_are_reported(tmp_p
     from safetensors.torch import save_file
 
     save_file(vit.state_dict(), str(path))
-    model = create_model("timesformer_tiny", 5)
+    model = plain_tiny()
     report = load_vit_2d(model, path)
     assert not report.unexpected and any("head.weight" in u and "1000-class" in u for u in report.skipped)
-    from actnet.models.timesformer import TimeSformer
+    hybrid = load_vit_2d(create_model("timesformer_tiny", 5), path, strict=False)  # the preset's conv stem
+    assert "patch_embed.proj.weight" in " ".join(hybrid.unexpected + hybrid.mismatched)
+    assert any(m.startswith("patch_embed.conv") for m in hybrid.missing) and "blocks.0.attn.qkv.weight" in hybrid.loaded
 
     bigger = TimeSformer(5, img_size=96, num_frames=8, patch_size=8, embed_dim=64, depth=4, num_heads=4)
     load_vit_2d(bigger, path)
@@ -129,14 +156,14 @@ def test_mismatched_or_missing_weights_are_named(tmp_path):
     path = tmp_path / "wrong_patch.pth"
     torch.save(vit.state_dict(), path)
     with pytest.raises(ActnetError, match=r"wrong_patch.pth.*mismatched: patch_embed.proj.weight"):
-        load_vit_2d(create_model("timesformer_tiny", 5), path)
+        load_vit_2d(plain_tiny(), path)
     with pytest.raises(ActnetError, match="nothing.pth: no such checkpoint file"):
-        load_vit_2d(create_model("timesformer_tiny", 5), tmp_path / "nothing.pth")
+        load_vit_2d(plain_tiny(), tmp_path / "nothing.pth")
     state = tiny_vit_2d().state_dict()
     del state["blocks.2.mlp.fc1.weight"]
     torch.save(state, tmp_path / "partial.pth")
     with pytest.raises(ActnetError, match=r"missing: blocks.2.mlp.fc1.weight"):
-        load_vit_2d(create_model("timesformer_tiny", 5), tmp_path / "partial.pth")
+        load_vit_2d(plain_tiny(), tmp_path / "partial.pth")
 
 
 def test_resnet_2d_checkpoint_inflates(tmp_path):

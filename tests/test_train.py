@@ -287,20 +287,24 @@ def test_ddp_two_gloo_processes_split_as_the_loader_predicts(shards, tmp_path):
 
 # Two ranks of B clips against one process of 2B clips (the same clips, the same initial weights), through the
 # training task: the tiny transformers have no batch norm and no drop path, so only the objective's composition
-# across ranks can make them differ.
+# across ranks can make them differ. (timesformer_tiny's conv stem has batch norm, whose statistics are per rank:
+# the script registers the same transformer with TimeSformer's linear patches.)
 EQUIVALENCE_SCRIPT = """
 import contextlib, json, os, sys
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from actnet.config import ModelConfig, ObjectiveConfig
 from actnet.data.batch import Batch
+from actnet.models import PRESETS, Preset, TimeSformer
 from actnet.runtime import mean_across_ranks, setup_distributed
 from actnet.task import ActNetFormerTask, build_students
 
 negatives, out_dir = sys.argv[1], sys.argv[2]
 rank, world = setup_distributed(torch.device("cpu"))
 B, CLASSES = 3, 4
-MODELS = ModelConfig(primary="timesformer_tiny", auxiliary="timesformer_tiny", drop_path_rate=0.0)
+plain = lambda num_classes, **_: TimeSformer(num_classes, 64, 8, 8, 64, 4, 4)  # no batch norm anywhere
+PRESETS["plain_tiny"] = Preset("plain_tiny", "timesformer", plain, 8, 64, "timesformer_tiny with linear patches")
+MODELS = ModelConfig(primary="plain_tiny", auxiliary="plain_tiny", drop_path_rate=0.0)
 
 
 def batches(lo, hi):

@@ -38,16 +38,19 @@ class Preset:
     description: str
 
 
-def _r3d(block: str, layers, width: int, temporal=(False, False, True, True)) -> Callable[..., nn.Module]:
+def _r3d(block: str, layers, width: int, temporal=(False, False, True, True), stem_frames: int = 1):
     def build(num_classes: int, *, drop_rate: float = 0.0, **_) -> nn.Module:
-        return ResNet3d(block, tuple(layers), num_classes, width, tuple(temporal), drop_rate=drop_rate)
+        return ResNet3d(
+            block, tuple(layers), num_classes, width, tuple(temporal), drop_rate=drop_rate, stem_frames=stem_frames
+        )
 
     return build
 
 
-def _vit(size: int, frames: int, patch: int, dim: int, depth: int, heads: int) -> Callable[..., nn.Module]:
+def _vit(size: int, frames: int, patch: int, dim: int, depth: int, heads: int, conv_stem: int = 0, pool="token"):
     def build(num_classes: int, *, drop_rate: float = 0.0, drop_path_rate: float = 0.0, **_) -> nn.Module:
-        return TimeSformer(num_classes, size, frames, patch, dim, depth, heads, 4.0, drop_rate, drop_path_rate)
+        args = (num_classes, size, frames, patch, dim, depth, heads, 4.0, drop_rate, drop_path_rate)
+        return TimeSformer(*args, conv_stem=conv_stem, global_pool=pool)
 
     return build
 
@@ -62,12 +65,19 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "r3d_tiny",
             "r3d",
-            _r3d("basic", (1, 1, 1, 1), 16, (True, True, True, True)),
+            _r3d("basic", (1, 1, 1, 1), 16, (True, True, True, True), stem_frames=5),
             8,
             64,
-            "tiny 3D-ResNet for tests and demo (temporal kernels in every stage: motion at 64 px)",
+            "tiny 3D-ResNet for tests and demo (a 5x7x7 stem, temporal kernels in every stage: motion at 64 px)",
         ),
-        Preset("timesformer_tiny", "timesformer", _vit(64, 8, 8, 64, 4, 4), 8, 64, "tiny TimeSformer"),
+        Preset(
+            "timesformer_tiny",
+            "timesformer",
+            _vit(64, 8, 8, 64, 4, 4, conv_stem=16, pool="avg"),
+            8,
+            64,
+            "tiny TimeSformer for tests and demo (hybrid: a 5x7x7 conv stem, 2x2 patches; mean-pooled tokens)",
+        ),
     ]
 }
 
