@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -23,10 +24,22 @@ from actnet.files import atomic_write
 RESULTS_MD = Path("docs/benchmarks.md")
 
 
+def ffmpeg_description() -> str:
+    """The ffmpeg on PATH (its version line), or ``"no ffmpeg"``: a GPU machine has none, and only prepare's
+    benchmarks need it, so its absence is described, never raised."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return "no ffmpeg"
+    try:
+        done = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"ffmpeg at {ffmpeg} did not run ({type(err).__name__})"
+    return done.stdout.split("\n")[0].split(" Copyright")[0] or f"ffmpeg at {ffmpeg} printed no version"
+
+
 def machine_description() -> dict:
     """The date, CPU, core count and versions a figure was measured with."""
-    first_line = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
-    ffmpeg_version = first_line.split(" Copyright")[0]
+    ffmpeg_version = ffmpeg_description()
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
