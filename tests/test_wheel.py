@@ -30,6 +30,8 @@ def dependency_overlay(folder: Path) -> Path:
     """A folder of links to everything in this environment's site-packages except actnet itself."""
     folder.mkdir()
     for packages in site.getsitepackages():
+        if not Path(packages).is_dir():  # Debian's Python also names a local/.../dist-packages that may not exist
+            continue
         for entry in Path(packages).iterdir():
             own = entry.name.startswith(("actnet", "__editable__", "_actnet")) or entry.suffix == ".pth"
             if not own and not (folder / entry.name).exists():
